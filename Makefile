@@ -1,0 +1,42 @@
+# newsetl — everything bootstraps from python3 + pip: uv is installed when missing, then the
+# environment is synced from uv.lock (frozen). Targets: run, test, check, bench.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+RUN := $(UV) run --frozen --no-sync
+LAKE ?= ./lake
+
+.PHONY: help setup run test check bench clean
+
+help:
+	@echo "make run    - run the pipeline on the shipped seeds/ site into $(LAKE) and summarise"
+	@echo "make test   - lint, type-check and run the test suite"
+	@echo "make check  - ruff (lint + format) and mypy --strict on etl/"
+	@echo "make bench  - quality, speed and memory benchmarks (figures printed)"
+
+.venv/.synced: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)" \
+		|| python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+	@touch $@
+
+setup: .venv/.synced
+
+run: setup
+	$(RUN) newsetl ingest seeds/site --lake $(LAKE) --source-id seeds
+
+check: setup
+	$(RUN) ruff check etl tests bench dags
+	$(RUN) ruff format --check etl tests bench dags
+	$(RUN) mypy etl
+
+test: check
+	$(RUN) pytest -q
+
+bench: setup
+	$(RUN) python bench/bench_extract.py
+	$(RUN) python bench/bench_quality.py
+
+clean:
+	rm -rf .venv lake .pytest_cache .mypy_cache .ruff_cache

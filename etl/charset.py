@@ -1,0 +1,106 @@
+"""Turn page bytes into text: HTTP charset, then the page's own declaration, then detection.
+
+A declared charset is trusted only when the bytes decode under it; a page that declares a
+single-byte charset (latin-1, cp1252, …) but is valid UTF-8 with non-ASCII bytes is read as
+UTF-8 (a common server misconfiguration). Binary payloads are refused before any decoding.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+
+from etl.errors import ExtractError
+
+log = logging.getLogger("etl.charset")
+
+_HEADER_CHARSET = re.compile(rb"charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.I)
+_META_CHARSET = re.compile(
+    rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)|<\?xml[^>]+encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)",
+    re.I,
+)
+_BINARY_MAGIC = (
+    (b"%PDF-", "PDF document"),
+    (b"\x89PNG", "PNG image"),
+    (b"\xff\xd8\xff", "JPEG image"),
+    (b"GIF8", "GIF image"),
+    (b"PK\x03\x04", "ZIP archive"),
+    (b"\x1f\x8b", "gzip data"),
+    (b"RIFF", "RIFF media"),
+    (b"\x00\x00\x01\x00", "icon"),
+)
+_SINGLE_BYTE = {"iso8859-1", "cp1252", "ascii", "iso8859-15", "latin-1"}
+
+
+def _codec(name: str | bytes | None) -> str | None:
+    if not name:
+        return None
+    label = name.decode("ascii", "ignore") if isinstance(name, bytes) else name
+    label = label.strip().lower()
+    if label in ("x-sjis", "shift-jis", "sjis"):
+        label = "shift_jis"
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def _sniff_binary(subject: str, data: bytes) -> None:
+    for magic, what in _BINARY_MAGIC:
+        if data.startswith(magic):
+            raise ExtractError(subject, f"binary content ({what}), not an HTML page", kind="binary")
+    head = data[:2048]
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ExtractError(subject, "binary content (NUL bytes), not an HTML page", kind="binary")
+
+
+def _try(data: bytes, codec: str) -> str | None:
+    try:
+        return data.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def decode(
+    data: bytes, content_type: str | None = None, *, subject: str = "page"
+) -> tuple[str, str]:
+    """Decode page bytes; returns ``(text, codec)``. Raises ExtractError naming ``subject``."""
+    if not data.strip():
+        raise ExtractError(subject, "empty page (no bytes)", kind="empty")
+    _sniff_binary(subject, data)
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            text = _try(data, codec)
+            if text is not None:
+                return text, codec
+    declared: list[str] = []
+    if content_type and (m := _HEADER_CHARSET.search(content_type.encode("latin-1", "ignore"))):
+        declared.append(_codec(m.group(1)) or "")
+    if m := _META_CHARSET.search(data[:8192]):
+        declared.append(_codec(m.group(1) or m.group(2)) or "")
+    utf8 = _try(data, "utf-8")
+    for codec in (c for c in declared if c):
+        if codec in _SINGLE_BYTE and utf8 is not None and not data.isascii():
+            log.debug("%s declares %s but is valid UTF-8; reading as UTF-8", subject, codec)
+            return utf8, "utf-8"
+        text = _try(data, codec)
+        if text is not None:
+            return text, codec
+        log.debug("%s: declared charset %s does not decode the bytes", subject, codec)
+    if utf8 is not None:
+        return utf8, "utf-8"
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:200_000]).best()
+    if best is not None:
+        text = _try(data, best.encoding)
+        if text is not None:
+            return text, best.encoding
+    raise ExtractError(
+        subject, "undecodable page: no charset decodes its bytes", kind="undecodable"
+    )

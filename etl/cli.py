@@ -1,0 +1,290 @@
+"""The ``newsetl`` command line (typer + rich). The only place that prints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from etl.config import Settings, load_settings
+from etl.errors import EtlError
+from etl.pipeline import Failure, find_pages, process_pages, rules_for
+from etl.records import Article, Interval, Page
+
+log = logging.getLogger("etl.cli")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="newsetl: news pages in, clean schema-checked Parquet out.",
+)
+err = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def _progress(total: int | None, label: str) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def article_json(article: Article, settings: Settings) -> dict[str, Any]:
+    from etl.normalize import article_row
+
+    rules = rules_for(settings, article.page.rules).version
+    row = article_row(article, dt=None, rules_version=rules, strict=False)
+    return {"id": article.page.id, **_jsonable(row)}
+
+
+def _human(result: Article | Failure) -> None:
+    if isinstance(result, Failure):
+        out.print(f"[bold red]✗ {result.id}[/]  {result.error}")
+        return
+    ex, cl = result.extracted, result.cleaned
+    out.print(f"[bold green]✓ {result.page.id}[/]  {ex.title or '(no title)'}")
+    out.print(
+        f"  authors: {', '.join(ex.authors) or '-'}   published: "
+        f"{ex.published_at.isoformat() if ex.published_at else '-'} ({ex.date_source or '-'})   "
+        f"language: {ex.language or '-'}   words: {len(cl.text.split())}"
+    )
+    for r in cl.removed:
+        first = r.text.split("\n")[0]
+        more = f"  (+{r.text.count(chr(10))} lines)" if "\n" in r.text else ""
+        out.print(f"  [red]- [{r.rule}][/] {first[:140]}{more}")
+    for c in cl.captions:
+        out.print(f"  [cyan]~ caption:[/] {c[:140]}")
+
+
+@app.command()
+def extract(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders of .html / .html.gz pages.")
+    ],
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 1,
+    human: Annotated[
+        bool, typer.Option("--human", help="Readable report: removed lines with rule ids.")
+    ] = False,
+) -> None:
+    """Extract and clean pages; print one JSON object per page (JSON lines)."""
+    settings = load_settings(workers=workers)
+    files = list(find_pages(paths))
+    if not files:
+        err.print(f"[red]no .html or .html.gz pages found in: {' '.join(map(str, paths))}")
+        raise typer.Exit(2)
+    failed = 0
+    with _progress(len(files), "extract") as bar:
+        task = bar.add_task("extract", total=len(files))
+        for result in process_pages(files, settings, workers=workers):
+            bar.advance(task)
+            if isinstance(result, Failure):
+                failed += 1
+            if human:
+                _human(result)
+            elif isinstance(result, Failure):
+                row = {"id": result.id, "path": result.subject, "error": result.error}
+                sys.stdout.write(json.dumps({**row, "error_kind": result.kind}) + "\n")
+            else:
+                sys.stdout.write(
+                    json.dumps(article_json(result, settings), ensure_ascii=False) + "\n"
+                )
+    if failed:
+        err.print(f"[yellow]{failed} of {len(files)} pages yielded no article")
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def evaluate_cmd(
+    corpus: Annotated[Path, typer.Argument(help="Folder with ground-truth.json and html/.")],
+    baseline: Annotated[
+        bool, typer.Option("--baseline", help="Also score bare trafilatura (defaults).")
+    ] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
+) -> None:
+    """Precision / recall / F1 of newsetl on a corpus (the benchmark's shingle metric)."""
+    from etl.evaluate import corpus_pages, evaluate, load_truth
+
+    if not (corpus / "ground-truth.json").is_file():
+        err.print(f"[red]{corpus}: no ground-truth.json here")
+        raise typer.Exit(2)
+    truth = load_truth(corpus)
+    settings = load_settings(workers=workers)
+    meta = json.loads((corpus / "ground-truth.json").read_text(encoding="utf-8"))
+    pages = [
+        Page(id=pid, body=raw, url=meta.get(pid, {}).get("url"))
+        for pid, raw in corpus_pages(corpus)
+    ]
+    t0 = time.perf_counter()
+    predictions = {
+        r.page.id if isinstance(r, Article) else r.id: r.cleaned.text
+        if isinstance(r, Article)
+        else ""
+        for r in process_pages(pages, settings, workers=workers)
+    }
+    elapsed = time.perf_counter() - t0
+    rows = [("newsetl", evaluate(predictions, truth)[0], elapsed)]
+    if baseline:
+        import trafilatura
+
+        t0 = time.perf_counter()
+        bare = {p.id: trafilatura.extract(p.body) or "" for p in pages}
+        rows.append(("trafilatura (defaults)", evaluate(bare, truth)[0], time.perf_counter() - t0))
+    out.print(
+        f"{'extractor':<24} {'F1':>7} {'precision':>10} {'recall':>8} {'pages':>6} {'seconds':>8}"
+    )
+    for name, score, secs in rows:
+        out.print(
+            f"{name:<24} {score.f1:7.4f} {score.precision:10.4f} {score.recall:8.4f} "
+            f"{score.pages:6d} {secs:8.2f}"
+        )
+
+
+def _parse_time(value: str | None, what: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{what}: not an ISO-8601 time: {value!r}") from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the table `articles` (and `fetch_log`).")],
+    lake: Annotated[
+        str | None, typer.Option(help="Lake URI (default: $NEWSETL_LAKE or ./lake).")
+    ] = None,
+) -> None:
+    """Run DuckDB SQL over the lake's Parquet."""
+    from etl.query import run_query
+
+    settings = load_settings(lake=lake)
+    try:
+        columns, rows = run_query(settings.lake, sql)
+    except EtlError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(2) from None
+    out.print("\t".join(columns))
+    for row in rows:
+        out.print("\t".join("" if v is None else str(v) for v in row))
+
+
+def _local_pages(paths: list[Path], base_url: str | None, source_id: str) -> Iterator[Page]:
+    """Local files as Pages; with ``base_url`` each gets the URL it would have on that site."""
+    from etl.pipeline import read_page
+
+    now = datetime.now(UTC)
+    for root in paths:
+        for f in find_pages([root]):
+            url = None
+            if base_url:
+                rel = f.relative_to(root).as_posix() if root.is_dir() else f.name
+                rel = rel.removesuffix(".gz").removesuffix("index.html")
+                url = base_url.rstrip("/") + "/" + rel
+            try:
+                page = read_page(f, url=url)
+            except EtlError as exc:
+                page = Page(id=f.name.split(".")[0], body=b"", url=url or str(f))
+                log.warning("%s", exc)
+            yield replace(page, source_id=source_id, fetched_at=now, id=url or page.id)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders of saved pages.")],
+    lake: Annotated[
+        str | None, typer.Option(help="Lake URI (default: $NEWSETL_LAKE or ./lake).")
+    ] = None,
+    source_id: Annotated[str, typer.Option("--source-id", help="source_id of the rows.")] = "local",
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Site root the folder mirrors (gives each page its URL)."),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Interval start (ISO); default: last full hour.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Interval end (ISO); default: start + 1 h.")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
+) -> None:
+    """Run the article core on saved pages and publish them as one lake interval."""
+    from etl.pipeline import ingest as run_ingest
+    from etl.store import open_lake
+
+    settings = load_settings(lake=lake, workers=workers)
+    interval = _interval(start, end)
+    pages = list(_local_pages(paths, base_url, source_id))
+    if not pages:
+        err.print(f"[red]no .html or .html.gz pages found in: {' '.join(map(str, paths))}")
+        raise typer.Exit(2)
+    with _progress(len(pages), "ingest") as bar:
+        task = bar.add_task("ingest", total=len(pages))
+        summary = run_ingest(
+            pages, settings, interval=interval, lake=open_lake(settings.lake), source_id=source_id,
+            workers=workers, on_result=lambda _: bar.advance(task),
+        )  # fmt: skip
+    m = summary.manifest
+    out.print(f"[bold]lake[/] {settings.lake}   [bold]interval[/] {m.interval} (dt={m.dt})")
+    out.print(
+        f"wrote {m.articles} articles in {len(m.shards)} file(s); {len(summary.failures)} failed"
+    )
+    for info in m.shards:
+        out.print(f"  {info.key}  ({info.rows} rows, {info.bytes} bytes)")
+    for title in summary.titles[:5]:
+        out.print(f"  • {title}")
+    if summary.rule_hits:
+        fired = ", ".join(f"{rule}×{n}" for rule, n in summary.rule_hits.most_common())
+        out.print(f"rules fired: {fired}")
+    for f in summary.failures:
+        out.print(f"[yellow]  ✗ {f.error}")
+    out.print(
+        f'query it: newsetl query --lake {settings.lake} "SELECT title, published_at FROM articles"'
+    )
+    if summary.failures:
+        raise typer.Exit(1)
+
+
+def _interval(start: str | None, end: str | None) -> Interval:
+    s, e = _parse_time(start, "--start"), _parse_time(end, "--end")
+    if s is None:
+        return Interval.last_complete_hour() if e is None else Interval(e - timedelta(hours=1), e)
+    try:
+        return Interval(s, e or s + timedelta(hours=1))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except EtlError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)

@@ -1,0 +1,236 @@
+"""Typed configuration, read from files and the environment in this one place.
+
+Stage code never reads ``os.environ``: entry points (CLI, DAG tasks) call :func:`load_settings`
+and pass the resulting frozen objects down.
+
+Environment variables (the design's contract): ``NEWSETL_SOURCES`` (path to a sources file) and
+``NEWSETL_LAKE`` (lake URI). CLI flags and DAG params override them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from etl.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+RULES_DIR = PACKAGE_DIR / "rules"
+DEFAULT_LAKE = "./lake"
+DEFAULT_USER_AGENT = "newsetl/0.1 (+https://github.com/newsetl/newsetl; news-ingestion bot)"
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """How pages are turned into article text and metadata."""
+
+    favor_precision: bool = True
+    favor_recall: bool = False
+    include_comments: bool = False
+    include_tables: bool = True
+    prune_file: Path = RULES_DIR / "prune.yaml"
+    min_year: int = 1995
+    max_page_bytes: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CleanSettings:
+    """Where the boilerplate rules live."""
+
+    rules_file: Path = RULES_DIR / "boilerplate.yaml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an entry point needs, resolved once."""
+
+    lake: str = DEFAULT_LAKE
+    sources: Path | None = None
+    workers: int = 1
+    seen_days: int = 7  # how far back the seen index looks for article ids already in the lake
+    n_shards: int = 1  # article files per interval (rows assigned by a stable hash of the id)
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
+    clean: CleanSettings = field(default_factory=CleanSettings)
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    lake: str | None = None,
+    sources: str | Path | None = None,
+    workers: int | None = None,
+) -> Settings:
+    """Resolve settings: explicit arguments win over ``NEWSETL_*`` variables over defaults."""
+    env = os.environ if env is None else env
+    lake_uri = lake or env.get("NEWSETL_LAKE") or DEFAULT_LAKE
+    src = sources or env.get("NEWSETL_SOURCES") or None
+    n = workers
+    if n is None:
+        raw = env.get("NEWSETL_WORKERS", "1")
+        try:
+            n = int(raw)
+        except ValueError:
+            raise ConfigError("NEWSETL_WORKERS", f"must be a whole number, got {raw!r}") from None
+    if n < 1:
+        raise ConfigError("workers", f"must be at least 1, got {n}")
+    return Settings(lake=lake_uri, sources=Path(src) if src else None, workers=n)
+
+
+# ---------------------------------------------------------------------------------------------
+# sources.yaml
+# ---------------------------------------------------------------------------------------------
+
+SourceKind = Literal["rss", "sitemap", "urls", "warc"]
+_LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+
+def _check_user_agent(value: str | None) -> str | None:
+    if value is not None and not re.search(r"https?://|mailto:|@", value):
+        raise ValueError("must name a contact (an http(s) URL or an e-mail address)")
+    return value
+
+
+def _check_patterns(values: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in values:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+    return values
+
+
+class SourceConfig(BaseModel):
+    """One entry of ``sources:`` in sources.yaml.
+
+    ``include``/``exclude`` are regular expressions searched in the full URL (a URL must match one
+    ``include`` pattern when any is given, and no ``exclude`` pattern); ``domains`` are host globs
+    (``*.example.com``) a URL's host must match when given (used mostly to filter WARC input).
+    ``lookback_hours``: undated candidates (no feed date, lastmod or publication date) are kept only
+    by runs whose interval ends within this many hours of now; dated ones must fall in the interval.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9-]+$", max_length=64)]
+    kind: SourceKind
+    url: str | None = None
+    path: str | None = None
+    per_host_delay_s: Annotated[float, Field(ge=0, le=3600)] = 1.0
+    user_agent: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    max_articles: Annotated[int, Field(ge=1)] | None = None
+    language: Annotated[str, Field(pattern=_LANGUAGE)] | None = None
+    rules: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+    lookback_hours: Annotated[float, Field(ge=0)] = 24.0
+    conditional_get: bool = True
+    max_sitemaps: Annotated[int, Field(ge=1, le=10_000)] = 100
+
+    _ua = field_validator("user_agent")(_check_user_agent)
+    _patterns = field_validator("include", "exclude")(_check_patterns)
+
+    @field_validator("url")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(https?|s3)://[^/\s]+", value):
+            raise ValueError(f"must be an absolute http(s):// or s3:// URL, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _where(self) -> SourceConfig:
+        if self.kind in ("rss", "sitemap") and not (self.url and self.url.startswith("http")):
+            raise ValueError(f"kind {self.kind} needs `url` (an http(s) URL)")
+        if self.kind in ("urls", "warc") and not (self.path or self.url):
+            raise ValueError(f"kind {self.kind} needs `path` (or `url`)")
+        if self.url and self.path:
+            raise ValueError("give either `url` or `path`, not both")
+        return self
+
+
+class FetchOptions(BaseModel):
+    """The ``fetch:`` section of sources.yaml: limits every fetch of a run obeys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrency: Annotated[int, Field(ge=1, le=512)] = 16
+    per_host_concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+    connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    read_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    total_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    max_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
+    max_redirects: Annotated[int, Field(ge=0, le=30)] = 5
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    backoff_base_s: Annotated[float, Field(ge=0)] = 1.0
+    backoff_max_s: Annotated[float, Field(ge=0)] = 60.0
+    max_retry_after_s: Annotated[float, Field(ge=0)] = 120.0
+    max_crawl_delay_s: Annotated[float, Field(ge=0)] = 60.0
+
+
+class SourcesFile(BaseModel):
+    """The whole sources.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sources: tuple[SourceConfig, ...]
+    allow_private_addresses: bool = False
+    user_agent: str = DEFAULT_USER_AGENT
+    fetch: FetchOptions = FetchOptions()
+
+    _ua = field_validator("user_agent")(_check_user_agent)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SourcesFile:
+        seen: set[str] = set()
+        for s in self.sources:
+            if s.id in seen:
+                raise ValueError(f"duplicate source id {s.id!r}")
+            seen.add(s.id)
+        return self
+
+
+def _describe(err: ValidationError, data: Any) -> str:
+    parts = []
+    for e in err.errors():
+        loc = list(e["loc"])
+        where = ".".join(str(x) for x in loc)
+        if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
+            try:
+                sid = data["sources"][loc[1]].get("id", f"#{loc[1]}")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                sid = f"#{loc[1]}"
+            field_name = ".".join(str(x) for x in loc[2:]) or "(entry)"
+            where = f"source {sid!r} field {field_name}"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def load_sources(path: str | Path) -> SourcesFile:
+    """Read and validate a sources file; errors name the file, the source and the field."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(p), "sources file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(p), f"not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(p), "expected a mapping with a `sources:` list")
+    try:
+        return SourcesFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(str(p), _describe(exc, data)) from None

@@ -1,0 +1,83 @@
+"""The one exception tree of newsetl.
+
+Every error is either *transient* (worth retrying: timeouts, 5xx, throttling; Airflow retries the
+task) or *terminal* (retrying cannot help: no article text, robots disallow, 404, bad input; it
+becomes data, a row with an ``error`` or a ``fetch_log`` entry). Every message names the URL,
+file, source or lake key it is about.
+
+::
+
+    EtlError                      (base; .transient: bool, .subject: str)
+    ├── ConfigError               terminal  bad sources.yaml / settings / env value
+    ├── SourceError               either    a feed, sitemap, URL list or WARC could not be read
+    ├── FetchError                either    an HTTP fetch failed
+    │   ├── FetchTransient        transient timeout, connect error, 429, 5xx
+    │   └── FetchTerminal         terminal  robots, 4xx, wrong type, too large, address blocked
+    ├── ExtractError              terminal  empty/binary/undecodable page, no article text
+    ├── StoreError                either    a lake read/write failed (S3 throttling is transient)
+    └── QualityError              terminal  the quality gate refused an interval
+"""
+
+from __future__ import annotations
+
+
+class EtlError(Exception):
+    """Base of every newsetl error. ``subject`` is the URL, file, source id or key concerned."""
+
+    transient: bool = False
+    kind: str = "error"
+
+    def __init__(
+        self, subject: str, message: str, *, kind: str | None = None, transient: bool | None = None
+    ) -> None:
+        self.subject = subject
+        self.message = message
+        if kind is not None:
+            self.kind = kind
+        if transient is not None:
+            self.transient = transient
+        super().__init__(f"{subject}: {message}")
+
+
+class ConfigError(EtlError):
+    """Invalid configuration: names the file or variable and the field."""
+
+    kind = "config"
+
+
+class SourceError(EtlError):
+    """A source (feed, sitemap, URL list, WARC) could not be read or parsed."""
+
+    kind = "source"
+
+
+class FetchError(EtlError):
+    """An HTTP fetch failed; ``kind`` is the fetch_log error class."""
+
+    kind = "fetch"
+
+
+class FetchTransient(FetchError):
+    transient = True
+
+
+class FetchTerminal(FetchError):
+    transient = False
+
+
+class ExtractError(EtlError):
+    """A page yielded no article: ``kind`` is empty, binary, undecodable, no-text, parse."""
+
+    kind = "extract"
+
+
+class StoreError(EtlError):
+    """A lake operation failed; ``subject`` is the key or URI."""
+
+    kind = "store"
+
+
+class QualityError(EtlError):
+    """The quality gate refused an interval's output."""
+
+    kind = "quality"

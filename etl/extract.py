@@ -1,0 +1,207 @@
+"""Extraction: page bytes → article text and metadata (trafilatura, tuned for news).
+
+One parse per page: the bytes are decoded (:mod:`etl.charset`), parsed once, metadata is read
+from the tree (:mod:`etl.metadata`), figure captions are collected, then trafilatura extracts
+the body from the same tree with widget blocks pruned by the XPath rules in
+``etl/rules/prune.yaml`` (global plus per-domain). The fast path skips trafilatura's fallback
+extractors; pages whose fast result is short are extracted again with them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from lxml.etree import XPath, XPathError
+from trafilatura import bare_extraction
+from trafilatura.utils import load_html
+
+from etl.charset import decode
+from etl.config import ExtractSettings
+from etl.errors import ConfigError, ExtractError
+from etl.metadata import extract_meta
+from etl.records import Extracted, Page
+
+log = logging.getLogger("etl.extract")
+
+FALLBACK_BELOW_CHARS = 1500
+_WS = re.compile(r"[ \t\u00a0]+")
+
+
+@dataclass(frozen=True)
+class PruneRules:
+    """XPath expressions removed from the tree before extraction, global and per domain."""
+
+    global_: tuple[str, ...]
+    domains: dict[str, tuple[str, ...]]
+    captions: tuple[str, ...]
+
+    def for_domain(self, domain: str | None) -> list[str]:
+        rules = list(self.global_)
+        if domain:
+            parts = domain.split(".")
+            for i in range(len(parts) - 1):
+                rules.extend(self.domains.get(".".join(parts[i:]), ()))
+        return rules
+
+
+@cache
+def load_prune_rules(path: Path) -> PruneRules:
+    """Read and check the prune-rule file (every XPath must compile)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), f"cannot read prune rules: {exc}") from None
+
+    def xpaths(entries: Any, where: str) -> tuple[str, ...]:
+        out = []
+        for i, entry in enumerate(entries or []):
+            expr = entry.get("xpath") if isinstance(entry, dict) else None
+            if not isinstance(expr, str):
+                raise ConfigError(str(path), f"{where}[{i}]: needs an `xpath` string")
+            try:
+                XPath(expr)
+            except XPathError as exc:
+                raise ConfigError(str(path), f"{where}[{i}] ({entry.get('id')}): {exc}") from None
+            out.append(expr)
+        return tuple(out)
+
+    return PruneRules(
+        global_=xpaths(data.get("global"), "global"),
+        domains={d: xpaths(r, f"domains.{d}") for d, r in (data.get("domains") or {}).items()},
+        captions=xpaths(data.get("captions"), "captions"),
+    )
+
+
+def domain_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    return host.removeprefix("www.") or None
+
+
+def _text(node: Any) -> str:
+    return _WS.sub(" ", node.text_content() if hasattr(node, "text_content") else str(node)).strip()
+
+
+def _captions(tree: Any, exprs: tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for expr in exprs:
+        for node in tree.xpath(expr):
+            text = _text(node)
+            if text and text not in out:
+                out.append(text)
+    return tuple(out)
+
+
+def _run_trafilatura(
+    tree: Any, url: str | None, s: ExtractSettings, prune: list[str], fast: bool
+) -> str:
+    doc = bare_extraction(
+        tree,
+        url=url,
+        fast=fast,
+        favor_precision=s.favor_precision,
+        favor_recall=s.favor_recall,
+        include_comments=s.include_comments,
+        include_tables=s.include_tables,
+        prune_xpath=prune or None,
+        with_metadata=False,
+    )
+    if doc is None or isinstance(doc, dict):
+        return ""
+    text = str(doc.text or "")
+    # The page headline (<h1>) often comes out as the first line of the body; it is the title
+    # (metadata), not article text. Pruning <h1> before extraction instead would change which
+    # block trafilatura picks as the body, so the headline is dropped from the output: a line
+    # among the first three equal to the text of an <h1>.
+    headlines = {t for h in tree.iter("h1") if 0 < len(t := _text(h)) <= 300}
+    if headlines and text:
+        lines = text.split("\n")
+        head = [i for i, line in enumerate(lines) if line.strip()][:3]
+        drop = {i for i in head if _WS.sub(" ", lines[i]).strip() in headlines}
+        text = "\n".join(line for i, line in enumerate(lines) if i not in drop)
+    return text
+
+
+def _pick_date(
+    dates: list[tuple[datetime, str]], page: Page, now: datetime, min_year: int
+) -> tuple[datetime | None, str | None]:
+    ceiling = (page.fetched_at or now) + timedelta(minutes=5)
+    candidates = list(dates)
+    if page.published_hint is not None:
+        at = (
+            0
+            if not candidates
+            else next(
+                (i for i, (_, src) in enumerate(candidates) if src in ("url", "text")),
+                len(candidates),
+            )
+        )
+        candidates.insert(at, (page.published_hint.astimezone(UTC), "feed"))
+    for when, source in candidates:
+        if when.year >= min_year and when <= ceiling:
+            return when, source
+        log.debug("%s: %s date %s outside the sanity window", page.url or page.id, source, when)
+    return None, None
+
+
+def _language(text: str, hint: str | None) -> str | None:
+    if len(text) < 120 and hint:
+        return hint
+    import py3langid
+
+    lang, _ = py3langid.classify(text[:3000])
+    return str(lang)
+
+
+def extract(page: Page, settings: ExtractSettings, *, now: datetime | None = None) -> Extracted:
+    """Extract one page. Raises :class:`ExtractError` (terminal) naming the page."""
+    subject = page.url or page.id
+    if len(page.body) > settings.max_page_bytes:
+        raise ExtractError(subject, f"page too large ({len(page.body)} bytes)", kind="too-large")
+    html, encoding = decode(page.body, page.content_type, subject=subject)
+    tree = load_html(html)
+    if tree is None:
+        raise ExtractError(subject, "not an HTML document (parser found no tree)", kind="parse")
+    meta, dates = extract_meta(tree, page.url)
+    rules = load_prune_rules(settings.prune_file)
+    domain = domain_of(page.url) or domain_of(meta.canonical_url)
+    prune = rules.for_domain(domain)
+    text = _run_trafilatura(tree, page.url, settings, prune, fast=True)
+    if len(text) < FALLBACK_BELOW_CHARS:
+        slow = _run_trafilatura(tree, page.url, settings, prune, fast=False)
+        text = slow if len(slow) > len(text) else text
+    text = "\n".join(line.strip() for line in text.splitlines() if line.strip())
+    if not text:
+        raise ExtractError(subject, "no article text found", kind="no-text")
+    published, source = _pick_date(dates, page, now or datetime.now(UTC), settings.min_year)
+    modified = meta.modified_at
+    if modified is not None and (
+        modified.year < settings.min_year or (published and modified < published)
+    ):
+        modified = None
+    return Extracted(
+        text=text,
+        title=meta.title,
+        authors=meta.authors or page.authors_hint,
+        published_at=published,
+        date_source=source,
+        modified_at=modified,
+        sitename=meta.sitename,
+        description=meta.description,
+        categories=meta.categories,
+        tags=meta.tags,
+        image_url=meta.image_url,
+        language=_language(text, page.language_hint or meta.html_lang),
+        canonical_url=meta.canonical_url,
+        captions=_captions(tree, rules.captions),
+        encoding=encoding,
+    )

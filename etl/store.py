@@ -1,0 +1,309 @@
+"""Publish an interval's articles to the lake, and read them back.
+
+Entry point :func:`publish_interval`. Layout (see DESIGN.md)::
+
+    articles/dt=<dt>/<interval>-<shard:03d>.parquet   schema v1, zstd, rows sharded by article_id
+    fetch_log/dt=<dt>/<interval>.parquet
+    _runs/<interval>.json                             the manifest, written last
+
+Every output is named from the interval, so a rerun replaces it. Order of a publish: all
+Parquet files are first written to a local temp folder (an exception in the input stream
+leaves the lake untouched); each is then put atomically over its key; then the interval's
+stale objects (shards beyond the new shard count, a fetch log not written this time) are
+deleted; the manifest goes last. Between the puts and the stale deletes a reader globbing the
+partition can briefly see an old shard next to the new ones; the manifest lists the exact keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from etl.errors import StoreError
+from etl.lake import Lake, LocalLake, open_lake
+from etl.records import Interval
+from etl.schema import article_schema, fetch_log_schema, schema_version
+
+__all__ = [
+    "FileInfo",
+    "Lake",
+    "LocalLake",
+    "Manifest",
+    "open_lake",
+    "publish_interval",
+    "read_articles",
+    "read_manifest",
+    "seen_ids",
+    "shard_of",
+]
+
+log = logging.getLogger("etl.store")
+
+ROW_GROUP_ROWS = 50_000
+ROW_GROUP_BYTES = 64 * 1024 * 1024  # uncompressed Arrow bytes buffered per row group
+MAX_SHARDS = 1000
+# Low-cardinality columns get dictionary encoding; long text goes plain (zstd does the rest).
+_DICT_COLUMNS = {"source_id", "domain", "date_source", "language", "sitename", "dt", "error_class"}
+
+
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    return {
+        "compression": "zstd",
+        "compression_level": 3,
+        "write_statistics": True,
+        "use_dictionary": [f.name for f in schema if f.name in _DICT_COLUMNS],
+    }
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    key: str
+    rows: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What one publish wrote; stored as ``_runs/<interval>.json``."""
+
+    interval: str
+    dt: str
+    start: str
+    end: str
+    schema_version: int
+    articles: int
+    shards: tuple[FileInfo, ...]
+    fetch_log: FileInfo | None
+    deleted: tuple[str, ...]
+    started_at: str
+    finished_at: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return manifest_key(self.interval)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True, default=str) + "\n"
+
+
+def manifest_key(interval_id: str) -> str:
+    return f"_runs/{interval_id}.json"
+
+
+def shard_of(article_id: str, n_shards: int) -> int:
+    """Stable shard of an article: the same id always lands in the same shard."""
+    digest = hashlib.blake2b(article_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n_shards
+
+
+def _shard_pattern(interval: Interval) -> re.Pattern[str]:
+    return re.compile(rf"^articles/dt={interval.dt}/{re.escape(interval.id)}-\d{{3,}}\.parquet$")
+
+
+class _ShardWriter:
+    """One Parquet file in the temp folder, written in row groups of bounded size."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.schema = path, schema
+        self.writer = pq.ParquetWriter(path, schema, **_parquet_options(schema))
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = self.pending_bytes = self.rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.pending.append(batch)
+        self.pending_rows += batch.num_rows
+        self.pending_bytes += batch.nbytes
+        if self.pending_rows >= ROW_GROUP_ROWS or self.pending_bytes >= ROW_GROUP_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending_rows:
+            table = pa.Table.from_batches(self.pending, schema=self.schema)
+            self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            self.rows += table.num_rows
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+_T = TypeVar("_T", pa.RecordBatch, pa.Table)
+
+
+def _conform(data: _T, schema: pa.Schema, dt: str, what: str) -> _T:
+    """Check ``data`` against ``schema`` and the partition; return it carrying ``schema``."""
+    if not data.schema.equals(schema):
+        got = data.schema
+        missing = [n for n in schema.names if n not in got.names]
+        extra = [n for n in got.names if n not in schema.names]
+        wrong = [
+            f"{f.name} is {got.field(f.name)}, expected {f}"
+            for f in schema
+            if f.name in got.names and not got.field(f.name).equals(f)
+        ]
+        problems: list[str] = wrong or ([] if missing or extra else ["column order differs"])
+        if missing:
+            problems.append(f"missing {', '.join(missing)}")
+        if extra:
+            problems.append(f"unexpected {', '.join(extra)}")
+        raise StoreError(what, "schema mismatch: " + "; ".join(problems))
+    nulls = [f.name for f in schema if not f.nullable and data.column(f.name).null_count]
+    if nulls:
+        raise StoreError(what, f"nulls in non-nullable columns: {', '.join(nulls)}")
+    if data.num_rows and not pc.all(pc.equal(data.column("dt"), pa.scalar(dt))).as_py():
+        raise StoreError(what, f"rows with dt other than the interval's {dt}")
+    # Same types: re-label with the canonical schema (descriptions, version metadata).
+    return type(data).from_arrays(data.columns, schema=schema)
+
+
+def _write_shards(
+    tmp: Path, interval: Interval, batches: Iterable[pa.RecordBatch], n_shards: int
+) -> dict[int, _ShardWriter]:
+    schema = article_schema()
+    writers: dict[int, _ShardWriter] = {}
+    try:
+        for raw in batches:
+            batch = _conform(raw, schema, interval.dt, f"articles/dt={interval.dt}")
+            ids = batch.column("article_id").to_pylist()
+            groups: dict[int, list[int]] = {}
+            for i, aid in enumerate(ids):
+                groups.setdefault(shard_of(str(aid), n_shards), []).append(i)
+            for s, rows in groups.items():
+                if s not in writers:
+                    writers[s] = _ShardWriter(tmp / f"{s:03d}.parquet", schema)
+                part = batch if len(rows) == batch.num_rows else batch.take(pa.array(rows))
+                writers[s].add(part)
+    finally:
+        for w in writers.values():
+            w.close()
+    return writers
+
+
+def publish_interval(
+    lake: Lake,
+    interval: Interval,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    n_shards: int = 1,
+    fetch_log: pa.Table | Callable[[], pa.Table | None] | None = None,
+    manifest_extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+) -> Manifest:
+    """Write one interval's articles (and fetch log) to the lake, replacing any earlier run.
+
+    ``manifest_extra`` is stored under ``extra`` in the manifest; pass a callable to have it
+    evaluated after ``batches`` is consumed (e.g. ``lambda: {"dedupe": run.stats.as_dict()}``).
+    """
+    if not 1 <= n_shards <= MAX_SHARDS:
+        raise ValueError(f"n_shards must be 1..{MAX_SHARDS}, got {n_shards}")
+    started = datetime.now(UTC)
+    dt, iid = interval.dt, interval.id
+    shards: list[FileInfo] = []
+    log_info: FileInfo | None = None
+    with tempfile.TemporaryDirectory(prefix="newsetl-publish-") as tmpdir:
+        tmp = Path(tmpdir)
+        writers = _write_shards(tmp, interval, batches, n_shards)
+        if callable(fetch_log):  # built after the article stream is consumed
+            fetch_log = fetch_log()
+        if fetch_log is not None:
+            schema = fetch_log_schema()
+            table = _conform(fetch_log, schema, dt, f"fetch_log/dt={dt}")
+            pq.write_table(table, tmp / "fetch_log.parquet", **_parquet_options(schema))
+        for s in sorted(writers):
+            w, key = writers[s], f"articles/dt={dt}/{iid}-{s:03d}.parquet"
+            lake.put_file(key, w.path)
+            shards.append(FileInfo(key, w.rows, w.path.stat().st_size))
+        if fetch_log is not None:
+            key, path = f"fetch_log/dt={dt}/{iid}.parquet", tmp / "fetch_log.parquet"
+            lake.put_file(key, path)
+            log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
+    new = {f.key for f in shards} | ({log_info.key} if log_info else set())
+    pattern = _shard_pattern(interval)
+    old = [k for k in lake.list(f"articles/dt={dt}/") if pattern.match(k)]
+    log_key = f"fetch_log/dt={dt}/{iid}.parquet"
+    old += [k for k in lake.list(log_key) if k == log_key]
+    stale = sorted(set(old) - new)
+    if stale:
+        lake.delete(stale)
+        log.info("interval %s: removed %d stale objects", iid, len(stale))
+    manifest = Manifest(
+        interval=iid,
+        dt=dt,
+        start=interval.start.astimezone(UTC).isoformat(),
+        end=interval.end.astimezone(UTC).isoformat(),
+        schema_version=schema_version(article_schema()),
+        articles=sum(f.rows for f in shards),
+        shards=tuple(shards),
+        fetch_log=log_info,
+        deleted=tuple(stale),
+        started_at=started.isoformat(),
+        finished_at=datetime.now(UTC).isoformat(),
+        extra=dict(manifest_extra() if callable(manifest_extra) else manifest_extra or {}),
+    )
+    lake.put_bytes(manifest.key, manifest.to_json().encode("utf-8"))
+    log.info("interval %s: published %d articles in %d shards", iid, manifest.articles, len(shards))
+    return manifest
+
+
+def read_manifest(lake: Lake, interval: Interval) -> dict[str, Any] | None:
+    """The stored manifest of an interval as a dict, or None if it was never published."""
+    key = manifest_key(interval.id)
+    if not lake.exists(key):
+        return None
+    data: dict[str, Any] = json.loads(lake.get_bytes(key))
+    return data
+
+
+def _article_keys(lake: Lake, dt: str | None) -> list[str]:
+    keys = lake.list(f"articles/dt={dt}/" if dt else "articles/")
+    return [k for k in keys if k.endswith(".parquet") and k.rsplit("/", 1)[-1][0] not in "._"]
+
+
+def _read(lake: Lake, key: str, columns: list[str] | None = None) -> pa.Table:
+    try:
+        return pq.read_table(pa.BufferReader(lake.get_bytes(key)), columns=columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise StoreError(key, f"not a readable Parquet file: {exc}") from exc
+
+
+def read_articles(lake: Lake, dt: str | None = None) -> pa.Table:
+    """All article rows in the lake, or in one ``dt`` partition, as one table."""
+    tables = [_read(lake, k) for k in _article_keys(lake, dt)]
+    if not tables:
+        return article_schema().empty_table()
+    return pa.concat_tables(tables)
+
+
+def seen_ids(lake: Lake, *, days: int, exclude: Interval) -> frozenset[str]:
+    """Article ids in partitions within ``days`` days of ``exclude.dt``, both sides.
+
+    ``exclude``'s own shards are never read (a rerun must reproduce its interval, not find
+    its own rows "seen"). Later partitions count too, so a backfill of an older interval does
+    not duplicate articles a later interval already holds.
+    """
+    if days < 0:
+        raise ValueError(f"days must be >= 0, got {days}")
+    mine = _shard_pattern(exclude)
+    day0 = date.fromisoformat(exclude.dt)
+    ids: set[str] = set()
+    for offset in range(-days, days + 1):
+        d = (day0 + timedelta(days=offset)).isoformat()
+        for key in _article_keys(lake, d):
+            if not mine.match(key):
+                column = _read(lake, key, ["article_id"]).column("article_id")
+                ids.update(cast(list[str], column.to_pylist()))
+    log.debug("seen index: %d ids within %d days of %s", len(ids), days, exclude.dt)
+    return frozenset(ids)
