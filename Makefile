@@ -24,7 +24,8 @@ help:
 setup: .venv/.synced
 
 run: setup
-	$(RUN) newsetl ingest seeds/site --lake $(LAKE) --source-id seeds
+	$(RUN) newsetl ingest seeds/site --exclude index.html --base-url https://canadiannews.example/ \
+		--source-id seeds --lake $(LAKE)
 
 check: setup
 	$(RUN) ruff check etl tests bench dags

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
 import resource
 import subprocess
@@ -34,18 +33,16 @@ def load_pages() -> list[tuple[str, bytes]]:
 
 
 def run_ours(pages, workers: int) -> float:
-    from etl.cli import article_json
+    from etl.cli import json_line
     from etl.config import load_settings
-    from etl.pipeline import Failure, process_pages
+    from etl.pipeline import process_pages
     from etl.records import Page
 
     settings = load_settings(env={}, workers=workers)
     items = [Page(id=f"{pid}-{i}", body=raw) for i, (pid, raw) in enumerate(pages)]
     t0 = time.perf_counter()
     n = 0
-    for r in process_pages(items, settings, workers=workers):
-        if not isinstance(r, Failure):
-            json.dumps(article_json(r, settings), ensure_ascii=False)
+    for _ok, _line in process_pages(items, settings, workers=workers, finish=json_line):
         n += 1
     assert n == len(items)
     return time.perf_counter() - t0
@@ -69,7 +66,7 @@ def child_memory(n_pages: int) -> None:
             (Path(tmp) / f"{i:05d}-{pid[:8]}.html.gz").write_bytes(gzip.compress(raw, 1))
         from etl.cli import app
 
-        devnull = open(os.devnull, "w")  # noqa: SIM115
+        devnull = open(os.devnull, "w")
         sys.stdout = devnull
         try:
             app(["extract", tmp], standalone_mode=False)
@@ -102,18 +99,24 @@ def main() -> int:
     ratio = bare / ours
     print(f"pages: {len(pages)} from {CORPUS}")
     print(f"bare trafilatura.extract : {len(pages) / bare:7.1f} pages/s")
-    print(f"newsetl extract, 1 proc  : {len(pages) / ours:7.1f} pages/s  ratio {ratio:.2f} (target >= 0.85)")
+    print(
+        f"newsetl extract, 1 proc  : {len(pages) / ours:7.1f} pages/s  ratio {ratio:.2f} (target >= 0.85)"
+    )
     many = pages * args.scale
     one = min(run_ours(many, 1) for _ in range(2))
     two = min(run_ours(many, 2) for _ in range(2))
     speedup = one / two
-    print(f"workers 1 vs 2 ({len(many)} pages): {len(many) / one:.1f} vs {len(many) / two:.1f} pages/s  "
-          f"speed-up {speedup:.2f} (target >= 1.7)")
+    print(
+        f"workers 1 vs 2 ({len(many)} pages): {len(many) / one:.1f} vs {len(many) / two:.1f} pages/s  "
+        f"speed-up {speedup:.2f} (target >= 1.7)"
+    )
     small, large = len(pages), len(pages) * 10
     rss_small, rss_large = measure_rss(small), measure_rss(large)
     growth = rss_large / rss_small - 1
-    print(f"peak RSS: {small} pages {rss_small / 1024:.0f} MiB, {large} pages {rss_large / 1024:.0f} MiB  "
-          f"growth {growth:+.1%} (target <= +20%)")
+    print(
+        f"peak RSS: {small} pages {rss_small / 1024:.0f} MiB, {large} pages {rss_large / 1024:.0f} MiB  "
+        f"growth {growth:+.1%} (target <= +20%)"
+    )
     ok = ratio >= 0.85 and speedup >= 1.7 and growth <= 0.20
     print("extract targets:", "MET" if ok else "MISSED")
     return 0 if ok else 1

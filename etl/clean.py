@@ -190,7 +190,8 @@ def _norm(s: str) -> str:
     return " ".join(_WORD.findall(s.lower()))
 
 
-def _match(rules: tuple[Rule, ...], line: str, index: int, total: int) -> Rule | None:
+def _match(rules: tuple[Rule, ...], lines: list[str], index: int) -> Rule | None:
+    line, total = lines[index], len(lines)
     n_words = len(_WORD.findall(line))
     for rule in rules:
         if n_words > rule.max_words:
@@ -223,7 +224,7 @@ def clean(
             removed.append(Removed("markup-caption", line))
             index += 1
             continue
-        hit = _match(rules, line, index, total)
+        hit = _match(rules, lines, index)
         if hit is None:
             kept.append(line)
             index += 1
@@ -242,4 +243,9 @@ def clean(
         if hit.kind == "caption" and line not in moved:
             moved.append(line)
         index += 1
-    return Cleaned(text="\n".join(kept), removed=tuple(removed), captions=tuple(moved))
+    return Cleaned(
+        text="\n".join(kept),
+        removed=tuple(removed),
+        captions=tuple(moved),
+        rules_version=ruleset.version,
+    )

@@ -14,11 +14,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from etl.config import Settings, load_settings
+from etl.config import load_settings
 from etl.errors import EtlError
-from etl.pipeline import Failure, find_pages, process_pages, rules_for
+from etl.pipeline import Failure, find_pages, process_pages
 from etl.records import Article, Interval, Page
 
 log = logging.getLogger("etl.cli")
@@ -28,7 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="newsetl: news pages in, clean schema-checked Parquet out.",
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name paths and URLs: never wrap them
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -54,31 +55,41 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def article_json(article: Article, settings: Settings) -> dict[str, Any]:
+def article_json(article: Article) -> dict[str, Any]:
+    """The JSON object `newsetl extract` prints for an article: ``id`` then the row fields."""
     from etl.normalize import article_row
 
-    rules = rules_for(settings, article.page.rules).version
+    rules = article.cleaned.rules_version
     row = article_row(article, dt=None, rules_version=rules, strict=False)
-    return {"id": article.page.id, **_jsonable(row)}
+    return {"id": article.page.id, "path": article.page.raw_ref, **_jsonable(row)}
+
+
+def json_line(result: Article | Failure) -> tuple[bool, str]:
+    """One JSON line for a result (runs in the worker process): ``(ok, line)``."""
+    if isinstance(result, Failure):
+        row = {"id": result.id, "path": result.subject, "error": result.error}
+        return False, json.dumps({**row, "error_kind": result.kind}, ensure_ascii=False) + "\n"
+    return True, json.dumps(article_json(result), ensure_ascii=False) + "\n"
 
 
 def _human(result: Article | Failure) -> None:
     if isinstance(result, Failure):
-        out.print(f"[bold red]✗ {result.id}[/]  {result.error}")
+        out.print(f"[bold red]✗ {escape(result.id)}[/]  {escape(result.error)}")
         return
     ex, cl = result.extracted, result.cleaned
-    out.print(f"[bold green]✓ {result.page.id}[/]  {ex.title or '(no title)'}")
+    out.print(f"[bold green]✓ {escape(result.page.id)}[/]  {escape(ex.title or '(no title)')}")
     out.print(
         f"  authors: {', '.join(ex.authors) or '-'}   published: "
         f"{ex.published_at.isoformat() if ex.published_at else '-'} ({ex.date_source or '-'})   "
-        f"language: {ex.language or '-'}   words: {len(cl.text.split())}"
+        f"language: {ex.language or '-'}   words: {len(cl.text.split())}",
+        markup=False,
     )
     for r in cl.removed:
         first = r.text.split("\n")[0]
         more = f"  (+{r.text.count(chr(10))} lines)" if "\n" in r.text else ""
-        out.print(f"  [red]- [{r.rule}][/] {first[:140]}{more}")
+        out.print(f"  [red]- {escape(f'[{r.rule}]')}[/] {escape(first[:140])}{more}")
     for c in cl.captions:
-        out.print(f"  [cyan]~ caption:[/] {c[:140]}")
+        out.print(f"  [cyan]~ caption:[/] {escape(c[:140])}")
 
 
 @app.command()
@@ -100,19 +111,16 @@ def extract(
     failed = 0
     with _progress(len(files), "extract") as bar:
         task = bar.add_task("extract", total=len(files))
-        for result in process_pages(files, settings, workers=workers):
+        finish = None if human else json_line
+        for result in process_pages(files, settings, workers=workers, finish=finish):
             bar.advance(task)
-            if isinstance(result, Failure):
-                failed += 1
             if human:
+                failed += isinstance(result, Failure)
                 _human(result)
-            elif isinstance(result, Failure):
-                row = {"id": result.id, "path": result.subject, "error": result.error}
-                sys.stdout.write(json.dumps({**row, "error_kind": result.kind}) + "\n")
             else:
-                sys.stdout.write(
-                    json.dumps(article_json(result, settings), ensure_ascii=False) + "\n"
-                )
+                ok, line = result
+                failed += not ok
+                sys.stdout.write(line)
     if failed:
         err.print(f"[yellow]{failed} of {len(files)} pages yielded no article")
         raise typer.Exit(1)
@@ -190,21 +198,28 @@ def query(
     except EtlError as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(2) from None
-    out.print("\t".join(columns))
+    # Plain tab-separated lines: rich would expand the tabs and read markup/emoji in the data.
+    sys.stdout.write("\t".join(columns) + "\n")
     for row in rows:
-        out.print("\t".join("" if v is None else str(v) for v in row))
+        sys.stdout.write("\t".join("" if v is None else str(v) for v in row) + "\n")
 
 
-def _local_pages(paths: list[Path], base_url: str | None, source_id: str) -> Iterator[Page]:
+def _local_pages(
+    paths: list[Path], base_url: str | None, source_id: str, exclude: list[str]
+) -> Iterator[Page]:
     """Local files as Pages; with ``base_url`` each gets the URL it would have on that site."""
+    from fnmatch import fnmatch
+
     from etl.pipeline import read_page
 
     now = datetime.now(UTC)
     for root in paths:
         for f in find_pages([root]):
+            rel = f.relative_to(root).as_posix() if root.is_dir() else f.name
+            if any(fnmatch(rel, pattern) for pattern in exclude):
+                continue
             url = None
             if base_url:
-                rel = f.relative_to(root).as_posix() if root.is_dir() else f.name
                 rel = rel.removesuffix(".gz").removesuffix("index.html")
                 url = base_url.rstrip("/") + "/" + rel
             try:
@@ -232,6 +247,10 @@ def ingest(
     end: Annotated[
         str | None, typer.Option(help="Interval end (ISO); default: start + 1 h.")
     ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Skip files whose path under the folder matches (glob)."),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
 ) -> None:
     """Run the article core on saved pages and publish them as one lake interval."""
@@ -240,7 +259,7 @@ def ingest(
 
     settings = load_settings(lake=lake, workers=workers)
     interval = _interval(start, end)
-    pages = list(_local_pages(paths, base_url, source_id))
+    pages = list(_local_pages(paths, base_url, source_id, exclude or []))
     if not pages:
         err.print(f"[red]no .html or .html.gz pages found in: {' '.join(map(str, paths))}")
         raise typer.Exit(2)
@@ -258,12 +277,12 @@ def ingest(
     for info in m.shards:
         out.print(f"  {info.key}  ({info.rows} rows, {info.bytes} bytes)")
     for title in summary.titles[:5]:
-        out.print(f"  • {title}")
+        out.print(f"  • {title}", markup=False, emoji=False)
     if summary.rule_hits:
         fired = ", ".join(f"{rule}×{n}" for rule, n in summary.rule_hits.most_common())
         out.print(f"rules fired: {fired}")
     for f in summary.failures:
-        out.print(f"[yellow]  ✗ {f.error}")
+        out.print(f"[yellow]  ✗ {escape(f.error)}")
     out.print(
         f'query it: newsetl query --lake {settings.lake} "SELECT title, published_at FROM articles"'
     )

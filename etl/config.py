@@ -4,7 +4,9 @@ Stage code never reads ``os.environ``: entry points (CLI, DAG tasks) call :func:
 and pass the resulting frozen objects down.
 
 Environment variables (the design's contract): ``NEWSETL_SOURCES`` (path to a sources file) and
-``NEWSETL_LAKE`` (lake URI). CLI flags and DAG params override them.
+``NEWSETL_LAKE`` (lake URI). CLI flags and DAG params override them. How an ``s3://`` lake is
+reached (:class:`LakeSettings`, in :mod:`etl.lake_config`) comes from the standard AWS variables
+or, under Airflow, from the ``news_lake`` connection.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,10 +29,34 @@ from pydantic import (
 )
 
 from etl.errors import ConfigError
+from etl.lake_config import (
+    DEFAULT_LAKE,
+    LakeSettings,
+    lake_settings_from_airflow_conn,
+    lake_settings_from_env,
+)
+
+__all__ = [  # the lake settings live in etl.lake_config; this is where callers import them
+    "DEFAULT_LAKE",
+    "DEFAULT_USER_AGENT",
+    "PACKAGE_DIR",
+    "RULES_DIR",
+    "CleanSettings",
+    "ExtractSettings",
+    "FetchOptions",
+    "LakeSettings",
+    "Settings",
+    "SourceConfig",
+    "SourceKind",
+    "SourcesFile",
+    "lake_settings_from_airflow_conn",
+    "lake_settings_from_env",
+    "load_settings",
+    "load_sources",
+]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RULES_DIR = PACKAGE_DIR / "rules"
-DEFAULT_LAKE = "./lake"
 DEFAULT_USER_AGENT = "newsetl/0.1 (+https://github.com/newsetl/newsetl; news-ingestion bot)"
 
 
@@ -56,7 +82,11 @@ class CleanSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything an entry point needs, resolved once."""
+    """Everything an entry point needs, resolved once.
+
+    ``lake`` is the lake URI; ``lake_settings`` says how to reach it (its ``uri`` is kept equal
+    to ``lake``: give either, the other follows).
+    """
 
     lake: str = DEFAULT_LAKE
     sources: Path | None = None
@@ -65,6 +95,20 @@ class Settings:
     n_shards: int = 1  # article files per interval (rows assigned by a stable hash of the id)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     clean: CleanSettings = field(default_factory=CleanSettings)
+    lake_settings: LakeSettings = field(default_factory=LakeSettings)
+
+    def __post_init__(self) -> None:
+        given = self.lake_settings.uri
+        if given == self.lake:
+            return
+        if given == DEFAULT_LAKE:
+            object.__setattr__(self, "lake_settings", replace(self.lake_settings, uri=self.lake))
+        elif self.lake == DEFAULT_LAKE:
+            object.__setattr__(self, "lake", given)
+        else:
+            raise ConfigError(
+                "lake", f"lake {self.lake!r} differs from lake_settings.uri {given!r}"
+            )
 
 
 def load_settings(
@@ -73,10 +117,20 @@ def load_settings(
     lake: str | None = None,
     sources: str | Path | None = None,
     workers: int | None = None,
+    lake_conn: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Resolve settings: explicit arguments win over ``NEWSETL_*`` variables over defaults."""
+    """Resolve settings: explicit arguments win over ``NEWSETL_*`` variables over defaults.
+
+    ``lake_conn`` (an Airflow AWS connection as a dict, see
+    :func:`lake_settings_from_airflow_conn`) replaces the ``AWS_*`` variables as the source of
+    the lake's endpoint and credentials.
+    """
     env = os.environ if env is None else env
     lake_uri = lake or env.get("NEWSETL_LAKE") or DEFAULT_LAKE
+    if lake_conn is not None:
+        lake_settings = lake_settings_from_airflow_conn(lake_conn, lake_uri)
+    else:
+        lake_settings = lake_settings_from_env(env, lake_uri)
     src = sources or env.get("NEWSETL_SOURCES") or None
     n = workers
     if n is None:
@@ -87,7 +141,12 @@ def load_settings(
             raise ConfigError("NEWSETL_WORKERS", f"must be a whole number, got {raw!r}") from None
     if n < 1:
         raise ConfigError("workers", f"must be at least 1, got {n}")
-    return Settings(lake=lake_uri, sources=Path(src) if src else None, workers=n)
+    return Settings(
+        lake=lake_uri,
+        sources=Path(src) if src else None,
+        workers=n,
+        lake_settings=lake_settings,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

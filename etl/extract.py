@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from lxml.etree import XPath, XPathError
+from lxml.html import fromstring
 from trafilatura import bare_extraction
 from trafilatura.utils import load_html
 
@@ -59,23 +60,32 @@ def load_prune_rules(path: Path) -> PruneRules:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(str(path), f"cannot read prune rules: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "prune rules must be a mapping (global, domains, captions)")
+    probe = fromstring("<html><body><div><p>x</p></div></body></html>")
 
     def xpaths(entries: Any, where: str) -> tuple[str, ...]:
+        if entries is not None and not isinstance(entries, list):
+            raise ConfigError(str(path), f"{where}: must be a list of rules")
         out = []
         for i, entry in enumerate(entries or []):
             expr = entry.get("xpath") if isinstance(entry, dict) else None
+            rule = f"{where}[{i}]" + (f" ({entry.get('id')})" if isinstance(entry, dict) else "")
             if not isinstance(expr, str):
-                raise ConfigError(str(path), f"{where}[{i}]: needs an `xpath` string")
-            try:
-                XPath(expr)
+                raise ConfigError(str(path), f"{rule}: needs an `xpath` string")
+            try:  # evaluated once too: unknown functions only fail at evaluation
+                XPath(expr)(probe)
             except XPathError as exc:
-                raise ConfigError(str(path), f"{where}[{i}] ({entry.get('id')}): {exc}") from None
+                raise ConfigError(str(path), f"{rule}: bad xpath {expr!r}: {exc}") from None
             out.append(expr)
         return tuple(out)
 
+    domains = data.get("domains") or {}
+    if not isinstance(domains, dict):
+        raise ConfigError(str(path), "domains: must be a mapping of domain to rules")
     return PruneRules(
         global_=xpaths(data.get("global"), "global"),
-        domains={d: xpaths(r, f"domains.{d}") for d, r in (data.get("domains") or {}).items()},
+        domains={str(d).lower(): xpaths(r, f"domains.{d}") for d, r in domains.items()},
         captions=xpaths(data.get("captions"), "captions"),
     )
 
@@ -104,6 +114,15 @@ def _captions(tree: Any, exprs: tuple[str, ...]) -> tuple[str, ...]:
 def _run_trafilatura(
     tree: Any, url: str | None, s: ExtractSettings, prune: list[str], fast: bool
 ) -> str:
+    # An embedded tweet quoted in the story is article text, but its wrapper's class (e.g.
+    # "social-media-embed") is on trafilatura's discard list: lift the quote out of a wrapper
+    # that holds nothing else. Idempotent, so the slow second pass sees the same tree.
+    for quote in tree.xpath("//blockquote[contains(@class, 'twitter-tweet')]"):
+        wrapper = quote.getparent()
+        outer = wrapper.getparent() if wrapper is not None else None
+        if outer is not None and wrapper.tag == "div" and _text(wrapper) == _text(quote):
+            quote.tail = wrapper.tail
+            outer.replace(wrapper, quote)
     doc = bare_extraction(
         tree,
         url=url,
@@ -131,10 +150,15 @@ def _run_trafilatura(
     return text
 
 
+def _utc(t: datetime) -> datetime:
+    """Aware times converted to UTC; naive ones are taken to be UTC (as normalize does)."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
 def _pick_date(
     dates: list[tuple[datetime, str]], page: Page, now: datetime, min_year: int
 ) -> tuple[datetime | None, str | None]:
-    ceiling = (page.fetched_at or now) + timedelta(minutes=5)
+    ceiling = _utc(page.fetched_at or now) + timedelta(minutes=5)
     candidates = list(dates)
     if page.published_hint is not None:
         at = (
@@ -145,7 +169,7 @@ def _pick_date(
                 len(candidates),
             )
         )
-        candidates.insert(at, (page.published_hint.astimezone(UTC), "feed"))
+        candidates.insert(at, (_utc(page.published_hint), "feed"))
     for when, source in candidates:
         if when.year >= min_year and when <= ceiling:
             return when, source
@@ -164,7 +188,7 @@ def _language(text: str, hint: str | None) -> str | None:
 
 def extract(page: Page, settings: ExtractSettings, *, now: datetime | None = None) -> Extracted:
     """Extract one page. Raises :class:`ExtractError` (terminal) naming the page."""
-    subject = page.url or page.id
+    subject = page.url or page.raw_ref or page.id  # a local file: its path
     if len(page.body) > settings.max_page_bytes:
         raise ExtractError(subject, f"page too large ({len(page.body)} bytes)", kind="too-large")
     html, encoding = decode(page.body, page.content_type, subject=subject)

@@ -16,11 +16,13 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from etl.errors import StoreError
+from etl.lake_config import LakeSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -153,23 +155,33 @@ def _fsync_dir(path: Path) -> None:
 
 
 def open_lake(
-    uri: str,
+    uri: str | LakeSettings,
     *,
     endpoint_url: str | None = None,
     client: S3Client | None = None,
 ) -> Lake:
     """Open a lake: a local folder path, ``file://`` URI, or ``s3://bucket[/prefix]``.
 
-    For S3, ``client`` (a boto3 S3 client) is used as given; otherwise one is made with
-    ``endpoint_url`` and boto3's standard credential/region/endpoint resolution
-    (``AWS_*`` settings, profiles). Local folders need not exist yet.
+    ``uri`` may be a :class:`~etl.lake_config.LakeSettings` (from :func:`etl.config.load_settings`):
+    its endpoint, region, credentials, addressing style, retry and multipart settings are used
+    for an S3 lake. With a plain URI, S3 settings are boto3's defaults plus ``endpoint_url``.
+    For S3, ``client`` (a boto3 S3 client) is used as given if passed (the transfer settings
+    still apply). Local folders need not exist yet.
     """
+    settings = uri if isinstance(uri, LakeSettings) else None
+    if settings is not None:
+        if endpoint_url is not None:
+            settings = replace(settings, endpoint_url=endpoint_url)
+        uri = settings.uri
+    assert isinstance(uri, str)
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme == "s3":
         from etl.lake_s3 import S3Lake
 
-        return S3Lake.from_uri(uri, endpoint_url=endpoint_url, client=client)
+        if settings is None:
+            settings = LakeSettings(uri=uri, endpoint_url=endpoint_url)
+        return S3Lake.from_settings(settings, client=client)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise StoreError(uri, "file:// URIs must be local (file:///path)")

@@ -156,7 +156,8 @@ def extract_meta(tree: HtmlElement, url: str | None) -> tuple[Meta, list[tuple[d
     """Metadata of a page, plus its date candidates in order of trust ``(date, source)``."""
     metas: dict[str, list[str]] = {}
     for m in tree.xpath("//meta[@content]"):
-        key = (m.get("property") or m.get("name") or m.get("itemprop") or "").strip().lower()
+        key = m.get("property") or m.get("name") or m.get("itemprop") or m.get("http-equiv")
+        key = (key or "").strip().lower()
         if key:
             metas.setdefault(key, []).append(_norm(m.get("content")))
 

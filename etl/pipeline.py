@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -56,7 +57,9 @@ def process_page(page: Page, settings: Settings) -> Article:
     )
     if not cleaned.text.strip():
         raise ExtractError(
-            page.url or page.id, "no article text left after cleaning", kind="no-text"
+            page.url or page.raw_ref or page.id,
+            "no article text left after cleaning",
+            kind="no-text",
         )
     return Article(page=page, extracted=extracted, cleaned=cleaned)
 
@@ -74,7 +77,7 @@ def read_page(path: Path, *, url: str | None = None) -> Page:
             body = gzip.decompress(body)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise ExtractError(str(path), f"cannot read file: {exc}", kind="unreadable") from None
-    return Page(id=page_id(path), body=body, url=url)
+    return Page(id=page_id(path), body=body, url=url, raw_ref=str(path))
 
 
 def find_pages(paths: Iterable[Path]) -> Iterator[Path]:
@@ -101,17 +104,19 @@ def _attempt(item: Path | Page, settings: Settings) -> Article | Failure:
         return Failure(ident, subject, "internal", f"{subject}: {type(exc).__name__}: {exc}")
 
 
-_WORKER_SETTINGS: Settings | None = None
+_WORKER: tuple[Settings, Callable[[Article | Failure], Any] | None] | None = None
 
 
-def _init_worker(settings: Settings) -> None:
-    global _WORKER_SETTINGS  # noqa: PLW0603 - per-process state of a pool worker
-    _WORKER_SETTINGS = settings
+def _init_worker(settings: Settings, finish: Callable[[Article | Failure], Any] | None) -> None:
+    global _WORKER  # noqa: PLW0603 - per-process state of a pool worker
+    _WORKER = (settings, finish)
 
 
-def _work(item: Path | Page) -> Article | Failure:
-    assert _WORKER_SETTINGS is not None
-    return _attempt(item, _WORKER_SETTINGS)
+def _work(item: Path | Page) -> Any:
+    assert _WORKER is not None
+    settings, finish = _WORKER
+    result = _attempt(item, settings)
+    return finish(result) if finish is not None else result
 
 
 def warm_up() -> None:
@@ -122,16 +127,25 @@ def warm_up() -> None:
 
 
 def process_pages(
-    items: Iterable[Path | Page], settings: Settings, *, workers: int = 1
-) -> Iterator[Article | Failure]:
-    """Process pages (local paths or Pages), in order, yielding an Article or a Failure each."""
+    items: Iterable[Path | Page],
+    settings: Settings,
+    *,
+    workers: int = 1,
+    finish: Callable[[Article | Failure], Any] | None = None,
+) -> Iterator[Any]:
+    """Process pages (local paths or Pages) in order, yielding an Article or a Failure each.
+
+    ``finish`` (a module-level function) turns each result into what is yielded, inside the
+    worker process, so serialising output (JSON rows) is parallel too.
+    """
     warm_up()
     if workers <= 1:
         for item in items:
-            yield _attempt(item, settings)
+            result = _attempt(item, settings)
+            yield finish(result) if finish is not None else result
         return
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(settings, finish)) as pool:
         yield from pool.imap(_work, items, chunksize=4)
 
 
@@ -171,7 +185,7 @@ def ingest(
 ) -> RunSummary:
     """Pages → article core → one published interval (exactly-once: reruns replace it)."""
     from etl.dedupe import dedupe
-    from etl.normalize import normalize
+    from etl.normalize import canonical_url, normalize
     from etl.store import publish_interval, seen_ids
 
     failures: list[Failure] = []
@@ -185,6 +199,19 @@ def ingest(
                 on_result(result)
             if isinstance(result, Failure):
                 failures.append(result)
+                continue
+            page = result.page
+            if canonical_url(page.url, result.extracted.canonical_url) is None:
+                # normalize would raise on it and abort the whole interval: a failed page instead
+                subject = page.url or page.raw_ref or page.id
+                failures.append(
+                    Failure(
+                        page.id,
+                        subject,
+                        "no-url",
+                        f"{subject}: no absolute http(s) URL to identify the article",
+                    )
+                )
                 continue
             hits.update(r.rule for r in result.cleaned.removed)
             titles.append(result.extracted.title or result.page.id)

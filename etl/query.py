@@ -11,9 +11,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from etl.errors import StoreError
-from etl.lake import LocalLake, open_lake
+from etl.lake import Lake, LocalLake, open_lake
 from etl.schema import article_schema, fetch_log_schema
 from etl.store import read_articles
 
@@ -22,6 +23,16 @@ log = logging.getLogger("etl.query")
 
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
+
+
+def _read_all(lake: Lake, keys: list[str]) -> pa.Table:
+    tables = []
+    for key in keys:
+        try:
+            tables.append(pq.read_table(pa.BufferReader(lake.get_bytes(key))))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise StoreError(key, f"not a readable Parquet file: {exc}") from exc
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
@@ -40,9 +51,10 @@ def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
                 f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{paths}], "
                 "hive_partitioning = false, union_by_name = true)"
             )
-        elif name == "articles":
-            con.register("_articles_tbl", read_articles(lake))
-            con.execute("CREATE VIEW articles AS SELECT * FROM _articles_tbl")
+        else:  # read through the store (no DuckDB extension downloads)
+            table = read_articles(lake) if name == "articles" else _read_all(lake, files)
+            con.register(f"_{name}_tbl", table)
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_tbl")
     return con
 
 

@@ -98,6 +98,7 @@ class Cleaned:
     text: str
     removed: tuple[Removed, ...] = ()
     captions: tuple[str, ...] = ()
+    rules_version: str = ""  # digest of the rule files that produced this
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
+"""The lake and the interval publish. Every test taking the ``lake`` fixture runs twice: against a
+LocalLake in a temp folder and against an S3Lake on the session's moto server (tests/s3_server.py),
+opened the way the pipeline opens it (``open_lake(LakeSettings)``). S3-only behaviour (multipart,
+checksums, addressing, client configuration, error mapping) is at the end."""
+
 from __future__ import annotations
 
-import json
+import base64
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from article_factory import DT, batches, make_article
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import ClientError, EndpointConnectionError
+from s3_server import CREDENTIALS, REGION, free_port
 
+from etl.config import LakeSettings, load_settings
 from etl.errors import StoreError
+from etl.lake_s3 import S3Lake, _store_error
 from etl.normalize import article_id
 from etl.records import Interval
 from etl.schema import article_schema, fetch_log_schema
@@ -36,6 +43,7 @@ from etl.store import (
 
 H13 = Interval(datetime(2026, 11, 25, 13, tzinfo=UTC), datetime(2026, 11, 25, 14, tzinfo=UTC))
 H14 = Interval(datetime(2026, 11, 25, 14, tzinfo=UTC), datetime(2026, 11, 25, 15, tzinfo=UTC))
+MiB = 1024 * 1024
 
 
 def _interval(day: int, hour: int) -> Interval:
@@ -58,44 +66,92 @@ def _temp_files(root: Path) -> list[str]:
     return [f for f in _files(root) if Path(f).name.startswith(".")]
 
 
-# --- local lake ----------------------------------------------------------------------------
+def _s3_settings(endpoint: str, uri: str, **kw: Any) -> LakeSettings:
+    return LakeSettings(
+        uri=uri,
+        endpoint_url=endpoint,
+        region=REGION,
+        access_key_id=CREDENTIALS["aws_access_key_id"],
+        secret_access_key=CREDENTIALS["aws_secret_access_key"],
+        **kw,
+    )
 
 
-def test_local_lake_roundtrip(tmp_path: Path) -> None:
-    lake = open_lake(str(tmp_path / "lake"))
+@pytest.fixture(params=["local", "s3"])
+def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
+    """An empty lake: a local folder, or ``s3://<new bucket>/news`` on the moto server with an
+    object outside the prefix (which the lake must never list, read or delete)."""
+    if request.param == "local":
+        return open_lake(str(tmp_path / "lake"))
+    server = request.getfixturevalue("s3_server")
+    bucket = server.new_bucket()
+    server.client().put_object(Bucket=bucket, Key="outside/prefix.txt", Body=b"not ours")
+    return open_lake(_s3_settings(server.endpoint, f"s3://{bucket}/news"))
+
+
+def _snapshot(lake: Lake) -> dict[str, bytes]:
+    return {k: lake.get_bytes(k) for k in lake.list()}
+
+
+# --- the Lake interface, both sides --------------------------------------------------------
+
+
+def test_lake_roundtrip(lake: Lake, tmp_path: Path) -> None:
     lake.put_bytes("a/b/c.txt", b"one")
     lake.put_bytes("a/d.txt", b"two")
     src = tmp_path / "src.bin"
     src.write_bytes(b"three" * 1000)
     lake.put_file("x/y.bin", src)
+    lake.put_bytes("a/d.txt", b"two again")  # overwrite
     assert lake.get_bytes("a/b/c.txt") == b"one"
+    assert lake.get_bytes("a/d.txt") == b"two again"
     assert lake.get_bytes("x/y.bin") == b"three" * 1000
     assert lake.list() == ["a/b/c.txt", "a/d.txt", "x/y.bin"]
     assert lake.list("a/") == ["a/b/c.txt", "a/d.txt"]
     assert lake.list("a/b") == ["a/b/c.txt"]  # string prefix, as on S3
     assert lake.list("nothing/") == []
-    assert lake.exists("a/d.txt") and not lake.exists("a/zzz")
-    assert lake.uri_for("a/d.txt") == str(tmp_path / "lake" / "a" / "d.txt")
+    assert lake.exists("a/d.txt") and not lake.exists("a/zzz") and not lake.exists("a")
+    assert lake.uri_for("a/d.txt").endswith("/a/d.txt")
     lake.delete(["a/d.txt", "a/missing"])
+    lake.delete([])
     assert lake.list("a/") == ["a/b/c.txt"]
     with pytest.raises(StoreError) as info:
         lake.get_bytes("a/d.txt")
-    assert info.value.kind == "not-found" and "a/d.txt" in str(info.value)
+    assert info.value.kind == "not-found" and not info.value.transient
+    assert "a/d.txt" in str(info.value)
+    with pytest.raises(StoreError, match="cannot read file"):
+        lake.put_file("x/z.bin", tmp_path / "no-such-file")
+    assert not lake.exists("x/z.bin")
+
+
+def test_lake_uris(lake: Lake, tmp_path: Path) -> None:
+    if isinstance(lake, LocalLake):
+        assert lake.uri == str(tmp_path / "lake")
+        assert lake.uri_for("a/d.txt") == str(tmp_path / "lake" / "a" / "d.txt")
+    else:
+        assert lake.uri.startswith("s3://lake-") and lake.uri.endswith("/news")
+        assert lake.uri_for("a/d.txt") == f"{lake.uri}/a/d.txt"
 
 
 @pytest.mark.parametrize("bad", ["", "/abs", "a/../b", "a//b", "./a", "a\\b", "a/"])
-def test_invalid_keys(tmp_path: Path, bad: str) -> None:
+def test_invalid_keys(lake: Lake, bad: str) -> None:
     with pytest.raises(StoreError, match="invalid lake key"):
-        LocalLake(tmp_path).put_bytes(bad, b"x")
+        lake.put_bytes(bad, b"x")
 
 
 def test_open_lake_uris(tmp_path: Path) -> None:
     assert isinstance(open_lake(f"file://{tmp_path}"), LocalLake)
     assert open_lake(f"file://{tmp_path}").uri == str(tmp_path)
+    assert isinstance(open_lake(LakeSettings(uri=str(tmp_path))), LocalLake)
     with pytest.raises(StoreError, match="unsupported"):
         open_lake("gs://bucket/x")
     with pytest.raises(StoreError, match="bucket"):
         open_lake("s3:///nobucket")
+    with pytest.raises(StoreError, match="empty"):
+        open_lake("")
+
+
+# --- the local side: atomic writes ---------------------------------------------------------
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
@@ -141,17 +197,34 @@ def test_list_skips_in_progress_temp_files(tmp_path: Path) -> None:
     assert lake.list("d/") == ["d/k.bin"]
 
 
-# --- publish -------------------------------------------------------------------------------
+# --- publish, both sides -------------------------------------------------------------------
 
 
-def _publish_and_check(lake: Lake, n_shards: int, arts: list[Any]) -> None:
-    m = publish_interval(lake, H13, batches(arts, batch_rows=3), n_shards=n_shards)
-    assert m.articles == len(arts)
-    assert len(m.shards) <= n_shards
+class Recording:
+    """A Lake that records the writes made through it, in order."""
+
+    def __init__(self, inner: Lake) -> None:
+        self.inner = inner
+        self.ops: list[tuple[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.ops.append(("put", key))
+        self.inner.put_bytes(key, data)
+
+    def put_file(self, key: str, path: Any) -> None:
+        self.ops.append(("put", key))
+        self.inner.put_file(key, path)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        self.ops.append(("delete", tuple(keys)))
+        self.inner.delete(keys)
 
 
-def test_publish_writes_layout_and_manifest(tmp_path: Path) -> None:
-    lake = LocalLake(tmp_path)
+def test_publish_writes_layout_and_manifest(lake: Lake) -> None:
     log = pa.Table.from_pylist(
         [{"url": "https://example.com/x", "status": 404, "attempts": 1, "dt": DT}],
         schema=fetch_log_schema(),
@@ -164,7 +237,7 @@ def test_publish_writes_layout_and_manifest(tmp_path: Path) -> None:
     shard_keys = [s.key for s in m.shards]
     assert all(k.startswith(f"articles/dt={DT}/{iid}-0") for k in shard_keys)
     assert sum(s.rows for s in m.shards) == m.articles == 10
-    assert _files(tmp_path) == sorted(
+    assert lake.list() == sorted(
         [*shard_keys, f"fetch_log/dt={DT}/{iid}.parquet", f"_runs/{iid}.json"]
     )
     stored = read_manifest(lake, H13)
@@ -175,19 +248,36 @@ def test_publish_writes_layout_and_manifest(tmp_path: Path) -> None:
         and stored["extra"] == {"run": "r1"}
     )
     assert stored["fetch_log"]["rows"] == 1
-    assert [s["bytes"] for s in stored["shards"]] == [
-        (tmp_path / k).stat().st_size for k in shard_keys
-    ]
+    assert [s["bytes"] for s in stored["shards"]] == [len(lake.get_bytes(k)) for k in shard_keys]
     for key in shard_keys:
-        path = tmp_path / key
-        assert pq.read_schema(path).equals(article_schema(), check_metadata=True)
-        meta = pq.ParquetFile(path).metadata
-        col = meta.row_group(0).column(0)
+        data = pa.BufferReader(lake.get_bytes(key))
+        pf = pq.ParquetFile(data)
+        assert pf.schema_arrow.equals(article_schema(), check_metadata=True)
+        col = pf.metadata.row_group(0).column(0)
         assert col.compression == "ZSTD" and col.is_stats_set
-        ids = pq.read_table(path, columns=["article_id"]).column(0).to_pylist()
+        ids = pf.read(columns=["article_id"]).column(0).to_pylist()
         shard = int(key[-11:-8])
         assert all(shard_of(i, 4) == shard for i in ids)
-    assert pq.read_schema(tmp_path / f"fetch_log/dt={DT}/{iid}.parquet").equals(fetch_log_schema())
+    log_file = pq.ParquetFile(pa.BufferReader(lake.get_bytes(f"fetch_log/dt={DT}/{iid}.parquet")))
+    assert log_file.schema_arrow.equals(fetch_log_schema())
+
+
+def test_manifest_is_written_last_and_stale_objects_go_before_it(lake: Lake) -> None:
+    log = fetch_log_schema().empty_table()
+    first = publish_interval(lake, H13, batches(_arts(20)), n_shards=4, fetch_log=log)
+    rec = Recording(lake)
+    second = publish_interval(rec, H13, batches(_arts(20)), n_shards=2)  # type: ignore[arg-type]
+    new = [s.key for s in second.shards]
+    assert first.fetch_log is not None
+    stale = tuple(sorted({s.key for s in first.shards} - set(new) | {first.fetch_log.key}))
+    assert len(stale) == 3
+    assert rec.ops == [
+        *(("put", k) for k in new),
+        ("delete", stale),
+        ("put", f"_runs/{H13.id}.json"),
+    ]
+    assert set(second.deleted) == set(stale)
+    assert lake.list() == sorted([*new, f"_runs/{H13.id}.json"])
 
 
 def test_shard_of_is_stable_and_spreads() -> None:
@@ -198,11 +288,11 @@ def test_shard_of_is_stable_and_spreads() -> None:
     assert all(shard_of(i, 1) == 0 for i in ids)
 
 
-def test_rerun_with_other_shard_counts_is_idempotent(tmp_path: Path) -> None:
-    lake = LocalLake(tmp_path)
+def test_rerun_with_other_shard_counts_is_idempotent(lake: Lake) -> None:
     arts = _arts(30)
     expected = sorted(article_id(f"https://example.com/a/{i}") for i in range(30))
     publish_interval(lake, H14, batches(_arts(5, "other"), dt=DT))  # a neighbour, untouched
+    neighbour = {k: lake.get_bytes(k) for k in lake.list() if H14.id in k}
     for n in (4, 1, 3, 3):
         m = publish_interval(lake, H13, batches(arts, batch_rows=7), n_shards=n)
         mine = [k for k in lake.list("articles/") if H13.id in k]
@@ -211,45 +301,40 @@ def test_rerun_with_other_shard_counts_is_idempotent(tmp_path: Path) -> None:
         ids = sorted(i for i in table.column("article_id").to_pylist() if i in set(expected))
         assert ids == expected  # exactly one copy of each
         assert table.num_rows == 35
-    assert _temp_files(tmp_path) == []
+    assert {k: lake.get_bytes(k) for k in lake.list() if H14.id in k} == neighbour
 
 
-def test_manifest_extra_can_be_computed_after_the_stream(tmp_path: Path) -> None:
+def test_manifest_extra_can_be_computed_after_the_stream(lake: Lake) -> None:
     from etl.dedupe import dedupe
 
     arts = _arts(4)
     run = dedupe(batches([*arts, arts[0]]))
-    m = publish_interval(
-        LocalLake(tmp_path), H13, run, manifest_extra=lambda: {"dedupe": run.stats.as_dict()}
-    )
+    m = publish_interval(lake, H13, run, manifest_extra=lambda: {"dedupe": run.stats.as_dict()})
     assert m.articles == 4
     assert m.extra["dedupe"]["rows_in"] == 5 and m.extra["dedupe"]["duplicate_id"] == 1
-    stored = read_manifest(LocalLake(tmp_path), H13)
+    stored = read_manifest(lake, H13)
     assert stored is not None and stored["extra"] == m.extra
 
 
-def test_stale_shards_listed_in_manifest(tmp_path: Path) -> None:
-    lake = LocalLake(tmp_path)
+def test_stale_shards_listed_in_manifest(lake: Lake) -> None:
     first = publish_interval(lake, H13, batches(_arts(20)), n_shards=3)
     second = publish_interval(lake, H13, batches(_arts(20)), n_shards=1)
     assert set(second.deleted) == {s.key for s in first.shards} - {second.shards[0].key}
 
 
-def test_empty_interval_writes_manifest_and_removes_old_output(tmp_path: Path) -> None:
-    lake = LocalLake(tmp_path)
+def test_empty_interval_writes_manifest_and_removes_old_output(lake: Lake) -> None:
     log = fetch_log_schema().empty_table()
     publish_interval(lake, H13, batches(_arts(6)), n_shards=2, fetch_log=log)
     m = publish_interval(lake, H13, [])
     assert m.articles == 0 and m.shards == () and m.fetch_log is None
-    assert _files(tmp_path) == [f"_runs/{H13.id}.json"]
+    assert lake.list() == [f"_runs/{H13.id}.json"]
     assert len(m.deleted) == 3
     assert read_articles(lake).num_rows == 0
 
 
-def test_failed_input_stream_leaves_previous_output_intact(tmp_path: Path) -> None:
-    lake = LocalLake(tmp_path)
+def test_failed_input_stream_leaves_previous_output_intact(lake: Lake) -> None:
     publish_interval(lake, H13, batches(_arts(8)), n_shards=2)
-    before = {f: (tmp_path / f).read_bytes() for f in _files(tmp_path)}
+    before = _snapshot(lake)
 
     def exploding() -> Iterator[pa.RecordBatch]:
         yield from batches(_arts(3, "new"))
@@ -257,11 +342,10 @@ def test_failed_input_stream_leaves_previous_output_intact(tmp_path: Path) -> No
 
     with pytest.raises(RuntimeError, match="extract crashed"):
         publish_interval(lake, H13, exploding(), n_shards=1)
-    assert {f: (tmp_path / f).read_bytes() for f in _files(tmp_path)} == before
+    assert _snapshot(lake) == before
 
 
-def test_rows_must_match_schema_and_partition(tmp_path: Path) -> None:
-    lake = LocalLake(tmp_path)
+def test_rows_must_match_schema_and_partition(lake: Lake) -> None:
     with pytest.raises(StoreError, match="other than the interval"):
         publish_interval(lake, H13, batches(_arts(2), dt="2026-11-24"))
     bad = pa.table({"article_id": ["x"], "dt": [DT], "junk": [1]}).to_batches()
@@ -276,7 +360,7 @@ def test_rows_must_match_schema_and_partition(tmp_path: Path) -> None:
     swapped = good.select([1, 0, *range(2, good.num_columns)])
     with pytest.raises(StoreError, match="column order"):
         publish_interval(lake, H13, [swapped])
-    assert _files(tmp_path) == []
+    assert lake.list() == []
     with pytest.raises(ValueError, match="n_shards"):
         publish_interval(lake, H13, [], n_shards=0)
 
@@ -304,11 +388,10 @@ def test_duckdb_reads_the_lake_with_hive_partitioning(tmp_path: Path) -> None:
     assert types["dt"] == "VARCHAR" and types["simhash"] == "BIGINT"
 
 
-# --- seen index ----------------------------------------------------------------------------
+# --- seen index, both sides ----------------------------------------------------------------
 
 
-def test_seen_ids_never_include_the_running_interval(tmp_path: Path) -> None:
-    lake = LocalLake(tmp_path)
+def test_seen_ids_never_include_the_running_interval(lake: Lake) -> None:
     publish_interval(lake, H13, batches(_arts(3, "h13")), n_shards=2)
     publish_interval(lake, H14, batches(_arts(2, "h14")))
     publish_interval(lake, _interval(23, 5), batches(_arts(2, "old"), dt="2026-11-23"))
@@ -326,8 +409,7 @@ def test_seen_ids_never_include_the_running_interval(tmp_path: Path) -> None:
         seen_ids(lake, days=-1, exclude=H13)
 
 
-def test_read_articles_by_partition(tmp_path: Path) -> None:
-    lake = LocalLake(tmp_path)
+def test_read_articles_by_partition(lake: Lake) -> None:
     publish_interval(lake, H13, batches(_arts(3)), n_shards=2)
     publish_interval(lake, _interval(26, 0), batches(_arts(2, "b"), dt="2026-11-26"))
     assert read_articles(lake).num_rows == 5
@@ -336,108 +418,224 @@ def test_read_articles_by_partition(tmp_path: Path) -> None:
     assert read_articles(lake, "2026-01-01").schema.equals(article_schema())
 
 
-# --- S3 (moto server) ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+# --- S3 only: transfers, checksums, addressing, client configuration, errors ---------------
 
 
 @pytest.fixture
-def s3_lake(s3_endpoint: str, request: pytest.FixtureRequest) -> Lake:
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
+def bucket(s3_server: Any) -> str:
+    name: str = s3_server.new_bucket()
+    return name
+
+
+def _calls(lake: S3Lake, *operations: str) -> list[str]:
+    """Record the S3 operations ``lake``'s client makes from now on."""
+    seen: list[str] = []
+    for op in operations:
+        lake.client.meta.events.register(
+            f"before-call.s3.{op}", lambda model, **kw: seen.append(model.name)
+        )
+    return seen
+
+
+def _crc32(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def test_s3_multipart_above_threshold_with_checksums(
+    s3_server: Any, bucket: str, tmp_path: Path
+) -> None:
+    settings = _s3_settings(
+        s3_server.endpoint, f"s3://{bucket}", multipart_threshold_mb=5, multipart_chunk_mb=5
     )
-    bucket = "lake-" + request.node.name.replace("_", "-").lower()[:40]
-    client.create_bucket(Bucket=bucket)
-    client.put_object(Bucket=bucket, Key="outside/prefix.txt", Body=b"not ours")
-    return open_lake(f"s3://{bucket}/news", client=client)
+    lake = open_lake(settings)
+    assert isinstance(lake, S3Lake)
+    calls = _calls(lake, "PutObject", "CreateMultipartUpload", "UploadPart")
+    big, small = os.urandom(12 * MiB), os.urandom(4 * MiB)
+    (tmp_path / "big").write_bytes(big)
+    (tmp_path / "small").write_bytes(small)
+    lake.put_file("big.bin", tmp_path / "big")
+    assert calls == ["CreateMultipartUpload", *["UploadPart"] * 3]
+    calls.clear()
+    lake.put_file("small.bin", tmp_path / "small")
+    lake.put_bytes("small-bytes.bin", small)
+    assert calls == ["PutObject", "PutObject"]
+    calls.clear()
+    lake.put_bytes("big-bytes.bin", big)  # large byte strings go multipart too
+    assert calls == ["CreateMultipartUpload", *["UploadPart"] * 3]
+
+    client = s3_server.client()
+    for key, data, parts in [
+        ("big.bin", big, 3),
+        ("big-bytes.bin", big, 3),
+        ("small.bin", small, 0),
+        ("small-bytes.bin", small, 0),
+    ]:
+        head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        assert head["ContentLength"] == len(data)
+        assert head["ETag"].strip('"').endswith(f"-{parts}") == (parts > 0)  # multipart ETag
+        assert "ChecksumCRC32" in head
+        if not parts:  # a whole-object checksum S3 verified on upload
+            assert head["ChecksumCRC32"] == _crc32(data)
+        assert lake.get_bytes(key) == data  # read back with checksum validation on
 
 
-def test_s3_lake_roundtrip(s3_lake: Lake, tmp_path: Path) -> None:
-    assert s3_lake.uri.endswith("/news")
-    s3_lake.put_bytes("a/b.txt", b"one")
-    src = tmp_path / "f.bin"
-    src.write_bytes(b"x" * 5000)
-    s3_lake.put_file("a/c.bin", src)
-    assert s3_lake.get_bytes("a/b.txt") == b"one"
-    assert s3_lake.get_bytes("a/c.bin") == b"x" * 5000
-    assert s3_lake.list() == ["a/b.txt", "a/c.bin"]  # keys outside the prefix are not listed
-    assert s3_lake.exists("a/b.txt") and not s3_lake.exists("a/zzz")
-    assert s3_lake.uri_for("a/b.txt").endswith("/news/a/b.txt")
-    s3_lake.delete(["a/b.txt", "a/nothing"])
-    assert s3_lake.list("a/") == ["a/c.bin"]
-    with pytest.raises(StoreError) as info:
-        s3_lake.get_bytes("a/b.txt")
-    assert info.value.kind == "not-found" and not info.value.transient
-
-
-def test_s3_publish_rerun_and_seen(s3_lake: Lake) -> None:
-    arts = _arts(12)
-    for n in (3, 1):
-        publish_interval(s3_lake, H13, batches(arts), n_shards=n)
-    publish_interval(s3_lake, H14, batches(_arts(2, "h14")))
-    assert sorted(read_articles(s3_lake).column("article_id").to_pylist()) == sorted(
-        {
-            article_id(f"https://example.com/{p}/{i}")
-            for p, n in (("a", 12), ("h14", 2))
-            for i in range(n)
-        }
+def test_s3_client_configuration(s3_server: Any, bucket: str) -> None:
+    settings = _s3_settings(
+        s3_server.endpoint,
+        f"s3://{bucket}/p",
+        path_style=True,
+        max_attempts=7,
+        max_concurrency=4,
+        multipart_threshold_mb=32,
+        multipart_chunk_mb=8,
     )
-    assert s3_lake.list(f"articles/dt={DT}/{H13.id}") == [f"articles/dt={DT}/{H13.id}-000.parquet"]
-    assert len(seen_ids(s3_lake, days=1, exclude=H14)) == 12
-    manifest = json.loads(s3_lake.get_bytes(f"_runs/{H13.id}.json"))
-    assert manifest["articles"] == 12 and len(manifest["deleted"]) == 2
+    lake = open_lake(settings)
+    assert isinstance(lake, S3Lake)
+    config = lake.client.meta.config
+    assert config.retries == {"mode": "adaptive", "total_max_attempts": 7}
+    assert config.s3 == {"addressing_style": "path"}
+    assert config.request_checksum_calculation == "when_supported"
+    assert lake.client.meta.region_name == REGION
+    assert lake.transfer.multipart_threshold == 32 * MiB
+    assert lake.transfer.multipart_chunksize == 8 * MiB
+    assert lake.transfer.max_request_concurrency == 4
+    auto = open_lake(_s3_settings(s3_server.endpoint, f"s3://{bucket}"))
+    assert isinstance(auto, S3Lake) and auto.client.meta.config.s3 == {"addressing_style": "auto"}
 
 
-def test_s3_missing_bucket_is_a_store_error(s3_endpoint: str) -> None:
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
+def test_s3_path_style_addressing(
+    s3_server: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = open_lake(_s3_settings(s3_server.endpoint, f"s3://{bucket}/p", path_style=True))
+    assert isinstance(lake, S3Lake)
+    urls: list[str] = []
+    lake.client.meta.events.register(
+        "before-send.s3", lambda request, **kw: urls.append(request.url)
     )
-    lake = open_lake("s3://no-such-bucket-here/x", client=client)
-    with pytest.raises(StoreError, match="no-such-bucket-here"):
-        lake.put_bytes("k", b"v")
+    lake.put_bytes("k.txt", b"v")
+    assert lake.get_bytes("k.txt") == b"v"
+    assert urls and all(u.startswith(f"{s3_server.endpoint}/{bucket}/p/k.txt") for u in urls)
+
+    # Against AWS itself (no endpoint) the style shows in the URL; presigning sends nothing.
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+
+    def url(**kw: Any) -> str:
+        s3 = open_lake(LakeSettings(uri="s3://news-lake", region=REGION, **kw))
+        assert isinstance(s3, S3Lake)
+        return s3.client.generate_presigned_url(
+            "get_object", Params={"Bucket": "news-lake", "Key": "k"}
+        )
+
+    assert url(path_style=True).startswith("https://s3.amazonaws.com/news-lake/k?")
+    assert url().startswith("https://news-lake.s3.amazonaws.com/k?")
+    minio = url(endpoint_url="http://minio:9000", path_style=True)
+    assert minio.startswith("http://minio:9000/news-lake/k?")
 
 
-def test_s3_open_lake_with_endpoint_url(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    lake = open_lake("s3://endpoint-test-bucket", endpoint_url=s3_endpoint)
-    boto3.client(
-        "s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
-    ).create_bucket(Bucket="endpoint-test-bucket")  # fmt: skip
+def test_s3_open_lake_from_loaded_settings(s3_server: Any, bucket: str) -> None:
+    env = {
+        "NEWSETL_LAKE": f"s3://{bucket}/prod",
+        "AWS_ENDPOINT_URL_S3": s3_server.endpoint,
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "AWS_REGION": REGION,
+        "NEWSETL_S3_PATH_STYLE": "true",
+    }
+    settings = load_settings(env=env)
+    assert settings.lake == f"s3://{bucket}/prod" == settings.lake_settings.uri
+    lake = open_lake(settings.lake_settings)
+    publish_interval(lake, H13, batches(_arts(3)))
+    assert s3_server.client().list_objects_v2(Bucket=bucket)["KeyCount"] == 2
+    conn = {
+        "conn_type": "aws",
+        "login": CREDENTIALS["aws_access_key_id"],
+        "password": CREDENTIALS["aws_secret_access_key"],
+        "extra": f'{{"endpoint_url": "{s3_server.endpoint}", "region_name": "{REGION}"}}',
+    }
+    via_conn = load_settings(env={}, lake=f"s3://{bucket}/prod", lake_conn=conn)
+    assert read_articles(open_lake(via_conn.lake_settings)).num_rows == 3
+
+
+def test_s3_open_lake_with_endpoint_url(s3_server: Any, bucket: str) -> None:
+    lake = open_lake(f"s3://{bucket}", endpoint_url=s3_server.endpoint)  # creds from the env
     lake.put_bytes("k", b"v")
-    assert lake.get_bytes("k") == b"v" and lake.uri == "s3://endpoint-test-bucket"
+    assert lake.get_bytes("k") == b"v" and lake.uri == f"s3://{bucket}"
+
+
+def test_s3_missing_bucket_is_a_terminal_store_error(s3_server: Any, tmp_path: Path) -> None:
+    lake = open_lake(_s3_settings(s3_server.endpoint, "s3://no-such-bucket-here/x"))
+    src = tmp_path / "f"
+    src.write_bytes(b"x" * 100)
+    for write in (lambda: lake.put_bytes("k", b"v"), lambda: lake.put_file("k", src)):
+        with pytest.raises(StoreError, match=r"no-such-bucket-here.*NoSuchBucket") as info:
+            write()
+        assert not info.value.transient
+    with pytest.raises(StoreError, match="NoSuchBucket"):
+        lake.list()
+
+
+def test_s3_unreachable_endpoint_is_transient(tmp_path: Path) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    lake = open_lake(
+        _s3_settings(endpoint, "s3://some-bucket/x", max_attempts=1, connect_timeout_s=2)
+    )
+    src = tmp_path / "f"
+    src.write_bytes(b"x")
+    for op in (
+        lambda: lake.put_bytes("k", b"v"),
+        lambda: lake.put_file("k", src),
+        lambda: lake.get_bytes("k"),
+        lambda: lake.exists("k"),
+        lake.list,
+        lambda: lake.delete(["k"]),
+    ):
+        with pytest.raises(StoreError) as info:
+            op()
+        assert info.value.transient, info.value
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "PutObject",
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "transient", "kind"),
+    [
+        ("SlowDown", 503, True, "store"),
+        ("InternalError", 500, True, "store"),
+        ("RequestTimeout", 400, True, "store"),
+        ("AccessDenied", 403, False, "store"),
+        ("NoSuchBucket", 404, False, "store"),
+        ("NoSuchKey", 404, False, "not-found"),
+    ],
+)
+def test_s3_error_classes(code: str, status: int, transient: bool, kind: str) -> None:
+    err = _store_error("s3://b/k", "put", _client_error(code, status))
+    assert (err.transient, err.kind) == (transient, kind)
+    try:  # boto3's transfer manager wraps the ClientError; the class must survive that
+        try:
+            raise _client_error(code, status)
+        except ClientError:
+            raise S3UploadFailedError("Failed to upload")  # noqa: B904 - as boto3 does
+    except S3UploadFailedError as exc:
+        wrapped = _store_error("s3://b/k", "upload", exc)
+    assert (wrapped.transient, wrapped.kind) == (transient, kind)
+    conn = _store_error("s3://b/k", "put", EndpointConnectionError(endpoint_url="http://x"))
+    assert conn.transient
+
+
+def test_s3_bad_profile_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="cannot create S3 client"):
+        open_lake(LakeSettings(uri="s3://b", profile="no-such-profile-anywhere"))
+
+
+def test_plain_boto3_client_still_accepted(s3_server: Any, bucket: str) -> None:
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name=REGION, **CREDENTIALS)
+    lake = open_lake(f"s3://{bucket}/news", client=client)
+    assert isinstance(lake, S3Lake) and lake.client is client
+    lake.put_bytes("a", b"1")
+    assert lake.list() == ["a"]

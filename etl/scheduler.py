@@ -1,0 +1,119 @@
+"""The dispatcher behind :meth:`etl.fetch.Fetcher.fetch_all`.
+
+One bounded thread pool (``max_concurrency`` workers) and, per host, a queue. The dispatching
+loop (in the consumer's thread) takes a host's slot with :meth:`HostGate.try_acquire` *before*
+handing a job to a worker, so workers never sit waiting for a slow host while other hosts have
+work: throughput across many hosts reaches the politeness ceiling. A host's robots.txt is fetched
+first (one job), then its URLs are checked against it without using a worker; retries go back to
+the queue with their not-before time (the worker does not sleep). Results stream out as they
+finish. Candidates are pulled lazily, at most ``lookahead`` ahead of the workers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from etl.errors import FetchTerminal
+from etl.fetch import Fetcher, FetchResult
+from etl.fetch_model import Again, Job
+
+if TYPE_CHECKING:
+    from etl.sources import Candidate
+
+__all__ = ["run"]
+
+_MAX_WAIT_S = 0.5
+
+
+def run(fetcher: Fetcher, candidates: Iterable[Candidate]) -> Iterator[FetchResult]:
+    """Fetch every candidate; one :class:`FetchResult` per candidate, in completion order."""
+    policy = fetcher.policy
+    source = iter(candidates)
+    queues: dict[str, deque[Job]] = {}
+    delayed: list[tuple[float, int, Job]] = []
+    running: dict[Future[Any], Job | str] = {}
+    robots_pending: set[str] = set()
+    seq = itertools.count()
+    queued = 0
+    exhausted = False
+    pool = ThreadPoolExecutor(max_workers=policy.max_concurrency, thread_name_prefix="fetch")
+    try:
+        while True:
+            while not exhausted and queued < policy.lookahead:
+                candidate = next(source, None)
+                if candidate is None:
+                    exhausted = True
+                    break
+                job = fetcher.job(
+                    candidate.url,
+                    candidate.source_id,
+                    "article",
+                    spacing=candidate.per_host_delay_s,
+                    user_agent=candidate.user_agent,
+                    candidate=candidate,
+                )
+                if urlsplit(job.url).scheme not in ("http", "https"):
+                    err = FetchTerminal(job.url, "not an http(s) URL", kind="bad-url")
+                    yield fetcher.finish(job, error=err)
+                    continue
+                queues.setdefault(job.origin, deque()).append(job)
+                queued += 1
+            now = time.monotonic()
+            while delayed and delayed[0][0] <= now:
+                job = heapq.heappop(delayed)[2]
+                queues.setdefault(job.origin, deque()).appendleft(job)
+                queued += 1
+            wake = delayed[0][0] if delayed else math.inf
+            for host in list(queues):
+                q = queues[host]
+                robots = fetcher.cached_robots(host)
+                if robots is None:
+                    if host not in robots_pending and len(running) < policy.max_concurrency:
+                        if fetcher.gate.try_acquire(host, q[0].spacing):
+                            robots_pending.add(host)
+                            running[pool.submit(fetcher.robots_for, q[0], held=True)] = host
+                        else:
+                            wake = min(wake, fetcher.gate.ready_at(host))
+                    continue
+                while q and len(running) < policy.max_concurrency:
+                    verdict = robots.verdict(q[0].url, q[0].user_agent)
+                    if verdict is not None:  # disallowed: no worker, no request
+                        queued -= 1
+                        yield fetcher.finish(q.popleft(), error=verdict)
+                        continue
+                    if not fetcher.gate.try_acquire(host, q[0].spacing):
+                        break
+                    job = q.popleft()
+                    queued -= 1
+                    running[pool.submit(fetcher.attempt, job, held=True)] = job
+                if q:
+                    wake = min(wake, fetcher.gate.ready_at(host))
+                else:
+                    del queues[host]
+            if not running and not queues and not delayed and exhausted:
+                return
+            timeout = max(0.0, min(wake - time.monotonic(), _MAX_WAIT_S))
+            if not running:
+                time.sleep(timeout)
+                continue
+            done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = running.pop(future)
+                outcome = future.result()
+                if isinstance(item, str):
+                    robots_pending.discard(item)
+                elif isinstance(outcome, Again):
+                    heapq.heappush(delayed, (outcome.at, next(seq), outcome.job))
+                else:
+                    assert isinstance(outcome, FetchResult)
+                    yield outcome
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

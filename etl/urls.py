@@ -1,0 +1,246 @@
+"""URL canonicalization: one article, one canonical URL, one ``article_id``.
+
+:func:`canonicalize` folds the variants a news site hands out for the same article onto one form:
+
+* scheme and ``www.`` variants: ``http://www.example.com/a`` and ``https://example.com/a`` are one
+  URL (the canonical form is ``https`` when the port is the default; an explicit port keeps its
+  scheme, since ``http://host:8080`` and ``https://host:8080`` cannot both be the same server);
+* tracking parameters (``utm_*``, ``fbclid``, ``gclid``, …) are dropped, the rest are sorted;
+* fragments, user info and default ports are dropped; the host is lower-cased (IDNA);
+* AMP variants (``/amp/`` path segments, a trailing ``/amp`` or ``.amp``, ``amp.`` hosts,
+  ``?amp=1``, ``outputType=amp``, Google AMP cache URLs) map to the plain article URL;
+* the path is normalised (dot segments, duplicate and trailing slashes, percent-encoding).
+
+:func:`article_id` is the first 32 hex characters of the SHA-256 of the canonical URL.
+:func:`resolve_canonical` applies a page's declared ``<link rel="canonical">`` when it points to
+the same site (a cross-site canonical is ignored, so a page cannot claim another site's id).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import posixpath
+import re
+from collections.abc import Callable, Sequence
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+
+__all__ = [
+    "article_id",
+    "canonicalize",
+    "origin",
+    "resolve_canonical",
+    "site_host",
+    "url_filter",
+]
+
+_TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "mtm_", "hsa_", "_hs", "at_", "ga_")
+_TRACKING_KEYS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "twclid",
+        "ttclid",
+        "li_fat_id",
+        "_ga",
+        "_gl",
+        "ref_src",
+        "ref_url",
+        "cmpid",
+        "cmp",
+        "ncid",
+        "ocid",
+        "sr_share",
+        "smid",
+        "smtyp",
+        "s_cid",
+        "taid",
+        "guccounter",
+        "guce_referrer",
+        "rss",
+        "xtor",
+        "wt.mc_id",
+        "icid",
+        "spm",
+        "share",
+        "amp",
+        "outputtype",
+    }
+)
+_AMP_CACHE = re.compile(r"^[a-z0-9-]+\.cdn\.ampproject\.org$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def article_id(url: str) -> str:
+    """First 32 hex characters of the SHA-256 of :func:`canonicalize` (url)."""
+    return hashlib.sha256(canonicalize(url).encode("utf-8")).hexdigest()[:32]
+
+
+def canonicalize(url: str) -> str:
+    """The canonical form of an absolute http(s) URL (see the module docstring).
+
+    Raises ``ValueError`` for anything that is not an absolute http(s) URL with a host.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"not an absolute http(s) URL: {url!r}")
+    host = _host(parts.hostname)
+    path, query = parts.path, parts.query
+    if _AMP_CACHE.match(host):
+        unwrapped = _unwrap_amp_cache(path, query)
+        if unwrapped is not None:
+            return canonicalize(unwrapped)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"bad port in URL: {url!r}") from None
+    for prefix in ("www.", "amp."):
+        if host.startswith(prefix) and host.count(".") >= 2:
+            host = host[len(prefix) :]
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        netloc, scheme = host, "https"
+    else:
+        netloc = f"{host}:{port}"
+    return urlunsplit((scheme, netloc, _path(path), _query(query), ""))
+
+
+def resolve_canonical(url: str, declared: str | None) -> str:
+    """Canonical URL of a page at ``url`` that declares ``declared`` as its canonical link.
+
+    The declared link (made absolute against ``url``) wins when it is on the same site; otherwise
+    it is ignored. Either way the result is canonicalized.
+    """
+    if declared and declared.strip():
+        try:
+            target = urljoin(url, declared.strip())
+            if site_host(target) == site_host(url):
+                return canonicalize(target)
+        except ValueError:
+            pass
+    return canonicalize(url)
+
+
+def site_host(url: str) -> str:
+    """The host of ``url`` without ``www.``, ``amp.`` or ``m.`` (to tell whether two URLs are
+    on the same site)."""
+    host = urlsplit(canonicalize(url)).hostname or ""
+    return host[2:] if host.startswith("m.") and host.count(".") >= 2 else host
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url`` as fetched (no canonicalization): the politeness key."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _host(hostname: str) -> str:
+    host = hostname.lower().rstrip(".")
+    if ":" in host:  # IPv6 literal
+        return f"[{host}]"
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
+def _unwrap_amp_cache(path: str, query: str) -> str | None:
+    # https://example-com.cdn.ampproject.org/c/s/example.com/news/story.amp.html
+    m = re.match(r"^/[cvi]/(?:[a-z]+/)*?(s/)?([^/]+\.[^/]+)(/.*)?$", path)
+    if not m:
+        return None
+    scheme = "https" if m.group(1) else "http"
+    tail = m.group(3) or "/"
+    return f"{scheme}://{m.group(2)}{tail}" + (f"?{query}" if query else "")
+
+
+def _path(path: str) -> str:
+    path = _normalise_percent(path or "/")
+    path = re.sub(r"/{2,}", "/", path)
+    path = posixpath.normpath(path) if path not in ("", "/") else "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    segments = [s for s in path.split("/") if s]
+    if segments and segments[0] == "amp" and len(segments) > 1:
+        segments = segments[1:]
+    if segments and segments[-1] == "amp" and len(segments) > 1:
+        segments = segments[:-1]
+    if segments:
+        last = segments[-1]
+        for suffix, keep in ((".amp.html", ".html"), (".amp.htm", ".htm"), (".amp", "")):
+            if last.endswith(suffix) and len(last) > len(suffix):
+                segments[-1] = last[: -len(suffix)] + keep
+                break
+    return "/" + "/".join(segments)
+
+
+def _normalise_percent(s: str) -> str:
+    """Decode percent-escapes of unreserved characters, upper-case the others, quote the rest."""
+    out: list[str] = []
+    i = 0
+    while i < len(s):
+        ch = s[i]
+        if ch == "%" and re.fullmatch(r"[0-9A-Fa-f]{2}", s[i + 1 : i + 3]):
+            decoded = chr(int(s[i + 1 : i + 3], 16))
+            out.append(decoded if decoded in _UNRESERVED else "%" + s[i + 1 : i + 3].upper())
+            i += 3
+            continue
+        out.append(quote(ch, safe="/:@!$&'()*+,;=-._~") if ch != "%" else "%25")
+        i += 1
+    return "".join(out)
+
+
+def _query(query: str) -> str:
+    if not query:
+        return ""
+    pairs = [
+        (k, v)
+        for k, v in parse_qsl(query, keep_blank_values=True)
+        if not _is_tracking(k.strip().lower())
+    ]
+    pairs.sort()
+    return urlencode(pairs, quote_via=quote, safe="-._~")
+
+
+def _is_tracking(key: str) -> bool:
+    return key in _TRACKING_KEYS or key.startswith(_TRACKING_PREFIXES)
+
+
+def url_filter(
+    include: Sequence[str] = (), exclude: Sequence[str] = (), domains: Sequence[str] = ()
+) -> Callable[[str], bool]:
+    """A predicate for a source's URL options.
+
+    ``include``/``exclude``: regular expressions searched in the URL (at least one ``include`` must
+    match when any is given; no ``exclude`` may match). ``domains``: host globs
+    (``example.com``, ``*.example.com``); when given, the host must match one (``www.`` ignored).
+    """
+    inc = [re.compile(p) for p in include]
+    exc = [re.compile(p) for p in exclude]
+    globs = [d.lower().removeprefix("www.") for d in domains]
+
+    def allowed(url: str) -> bool:
+        if inc and not any(p.search(url) for p in inc):
+            return False
+        if any(p.search(url) for p in exc):
+            return False
+        if globs:
+            host = (urlsplit(url).hostname or "").lower().removeprefix("www.")
+            return any(fnmatch.fnmatchcase(host, g) for g in globs)
+        return True
+
+    return allowed

@@ -1,0 +1,390 @@
+"""The ``newsetl`` command line: extract, eval, ingest and query (through typer's CliRunner)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from etl.cli import app
+from etl.config import Settings
+from etl.pipeline import process_page, read_page
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT / "seeds" / "site"
+EXPECTED = Path(__file__).parent / "cases" / "seeds" / "expected"
+PAGES = Path(__file__).parent / "cases" / "pages"
+BASE = "https://canadiannews.example/"
+ARTICLES = sorted(p.parent.relative_to(SITE).as_posix() for p in SITE.rglob("*/index.html"))
+KHARKIV = "2022/05/14/russia-withdraw-kharkiv"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NEWSETL_LAKE", "NEWSETL_SOURCES", "NEWSETL_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def json_lines(result: Result) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Path:
+    """A folder with one good page and three that yield no article."""
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    shutil.copy(SITE / KHARKIV / "index.html", folder / "a-good.html")
+    (folder / "b-empty.html").write_bytes(b"")
+    (folder / "c-binary.html").write_bytes(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n" + b"\x00" * 64)
+    shutil.copy(PAGES / "no_text.html", folder / "d-no-text.html")
+    (folder / "notes.txt").write_text("not a page")
+    return folder
+
+
+def test_articles_found() -> None:
+    assert len(ARTICLES) == 7  # the seeds site's article pages
+
+
+# --- extract ----------------------------------------------------------------------------------
+
+
+def test_extract_prints_one_json_object_per_page() -> None:
+    folders = [SITE / a for a in ARTICLES[:4]]
+    result = run("extract", *folders)
+    assert result.exit_code == 0, result.stderr
+    rows = json_lines(result)
+    assert [r["path"] for r in rows] == [str(f / "index.html") for f in folders]
+    for folder, row in zip(folders, rows, strict=True):
+        for key in (
+            "id",
+            "text",
+            "title",
+            "authors",
+            "published_at",
+            "date_source",
+            "language",
+            "captions",
+            "canonical_url",
+            "boilerplate_removed",
+            "word_count",
+        ):
+            assert key in row
+        assert row["id"] == "index"
+        article = process_page(read_page(folder / "index.html"), Settings())
+        assert row["text"] == article.cleaned.text
+        assert row["title"] == article.extracted.title
+        assert row["authors"] == list(article.extracted.authors)
+        assert row["boilerplate_removed"] == [
+            {"rule": r.rule, "text": r.text} for r in article.cleaned.removed
+        ]
+        assert row["word_count"] == len(re.findall(r"\w+", row["text"])) > 50
+
+
+def test_extract_json_matches_the_expected_metadata() -> None:
+    (row,) = json_lines(run("extract", SITE / KHARKIV / "index.html"))
+    expected = json.loads((EXPECTED / f"{KHARKIV.replace('/', '__')}.json").read_text())
+    assert row["title"] == expected["title"]
+    assert row["authors"] == expected["authors"]
+    assert row["published_at"] == expected["published_at"]
+    assert row["date_source"] == "json-ld"
+    assert row["language"] == "en"
+    assert row["canonical_url"] == expected["canonical_url"]
+    assert row["article_id"] and row["domain"] == "canadiannews.example"
+    assert row["url"] == expected["canonical_url"]  # no URL of its own: the canonical one
+    assert set(expected["captions"]) <= set(row["captions"])
+    assert any(r["text"] == "More in Russo-Ukrainian War" for r in row["boilerplate_removed"])
+    assert "More in Russo-Ukrainian War" not in row["text"]
+
+
+def test_extract_human_shows_removed_lines_with_rule_ids() -> None:
+    page = SITE / KHARKIV / "index.html"
+    result = run("extract", "--human", page)
+    assert result.exit_code == 0
+    article = process_page(read_page(page), Settings())
+    assert article.cleaned.removed
+    text = result.stdout
+    assert "✓ index  Russian forces begin withdrawing from Kharkiv" in text
+    assert "authors: Daniel Okafor" in text
+    assert "(json-ld)" in text
+    for removed in article.cleaned.removed:
+        first = removed.text.split("\n")[0][:140]
+        assert f"- [{removed.rule}] {first}" in text
+    assert "~ caption: Static anti-tank hedgehogs" in text
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text.splitlines()[0])
+
+
+def test_extract_human_shows_failures(mixed: Path) -> None:
+    result = run("extract", "--human", mixed)
+    assert result.exit_code == 1
+    assert f"✗ b-empty  {mixed / 'b-empty.html'}: empty page" in result.stdout
+
+
+def test_extract_with_two_workers_prints_the_same_lines() -> None:
+    one = run("extract", SITE)
+    two = run("extract", "--workers", "2", SITE)
+    assert one.exit_code == two.exit_code == 0
+    assert one.stdout == two.stdout
+    assert len(json_lines(two)) == len(ARTICLES) + 1  # and the home page
+
+
+def test_extract_exit_status_1_when_any_page_failed(mixed: Path) -> None:
+    result = run("extract", mixed)
+    assert result.exit_code == 1
+    rows = {Path(r["path"]).name: r for r in json_lines(result)}
+    assert set(rows) == {"a-good.html", "b-empty.html", "c-binary.html", "d-no-text.html"}
+    assert rows["a-good.html"]["text"]
+    assert "error" not in rows["a-good.html"]
+    for name, kind, cause in [
+        ("b-empty.html", "empty", "empty page"),
+        ("c-binary.html", "binary", "PDF document"),
+        ("d-no-text.html", "no-text", "no article text"),
+    ]:
+        row = rows[name]
+        assert row["error_kind"] == kind
+        assert row["id"] == name.split(".")[0]
+        assert row["path"] == str(mixed / name)
+        assert row["error"].startswith(f"{mixed / name}: ")
+        assert cause in row["error"]
+    assert "3 of 4 pages yielded no article" in result.stderr
+
+
+def test_extract_two_workers_same_failures(mixed: Path) -> None:
+    one, two = run("extract", mixed), run("extract", "-w", "2", mixed)
+    assert one.exit_code == two.exit_code == 1
+    assert one.stdout == two.stdout
+
+
+def test_extract_exit_status_0_when_all_pages_are_fine(tmp_path: Path) -> None:
+    shutil.copy(SITE / KHARKIV / "index.html", tmp_path / "kharkiv.html")
+    result = run("extract", tmp_path)
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert json_lines(result)[0]["id"] == "kharkiv"
+
+
+def test_extract_folder_without_pages_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "readme.txt").write_text("nothing here")
+    result = run("extract", tmp_path)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "no .html or .html.gz pages found" in result.stderr
+    assert str(tmp_path) in result.stderr
+
+
+# --- eval -------------------------------------------------------------------------------------
+
+
+def build_corpus(root: Path, names: list[str]) -> Path:
+    (root / "html").mkdir(parents=True)
+    truth = {}
+    for i, rel in enumerate(names):
+        pid = f"page{i:02d}"
+        shutil.copy(SITE / rel / "index.html", root / "html" / f"{pid}.html")
+        body = (EXPECTED / f"{rel.replace('/', '__')}.txt").read_text(encoding="utf-8")
+        truth[pid] = {"articleBody": body, "url": f"{BASE}{rel}/"}
+    (root / "ground-truth.json").write_text(json.dumps(truth), encoding="utf-8")
+    return root
+
+
+def score_rows(stdout: str) -> dict[str, list[float]]:
+    rows = {}
+    for line in stdout.splitlines()[1:]:
+        *name, f1, precision, recall, pages, secs = line.split()
+        rows[" ".join(name)] = [float(f1), float(precision), float(recall), float(pages)]
+        assert float(secs) >= 0
+    return rows
+
+
+EVAL_PAGES = [
+    "business/2024/01/09/toronto-housing-starts-slump",
+    "de/2023/11/02/leipzig-tempo-30-hauptstrassen",
+    "amp/2023/09/07/saskatoon-library-social-workers",
+]
+
+
+def test_eval_prints_f1_precision_recall(tmp_path: Path) -> None:
+    corpus = build_corpus(tmp_path / "corpus", EVAL_PAGES)
+    result = run("eval", corpus)
+    assert result.exit_code == 0, result.stderr
+    header = result.stdout.splitlines()[0].split()
+    assert header == ["extractor", "F1", "precision", "recall", "pages", "seconds"]
+    rows = score_rows(result.stdout)
+    assert list(rows) == ["newsetl"]
+    f1, precision, recall, pages = rows["newsetl"]
+    assert pages == 3
+    assert 0.9 < f1 <= 1 and 0.9 < precision <= 1 and 0.9 < recall <= 1
+
+
+def test_eval_with_baseline_adds_a_trafilatura_row(tmp_path: Path) -> None:
+    corpus = build_corpus(tmp_path / "corpus", EVAL_PAGES[:2])
+    result = run("eval", "--baseline", corpus)
+    assert result.exit_code == 0
+    rows = score_rows(result.stdout)
+    assert list(rows) == ["newsetl", "trafilatura (defaults)"]
+    f1, precision, recall, pages = rows["trafilatura (defaults)"]
+    assert pages == 2
+    assert 0 < f1 <= 1 and 0 < precision <= 1 and 0 < recall <= 1
+    assert f1 == pytest.approx(2 * precision * recall / (precision + recall), abs=2e-4)
+
+
+def test_eval_counts_a_failed_page_as_empty(tmp_path: Path) -> None:
+    corpus = build_corpus(tmp_path / "corpus", EVAL_PAGES[:2])
+    (corpus / "html" / "page01.html").write_bytes(b"")
+    rows = score_rows(run("eval", corpus).stdout)
+    _, precision, recall, _ = rows["newsetl"]
+    assert recall < 0.6  # one of the two pages found nothing
+    assert precision > 0.9  # nothing predicted is wrong
+
+
+def test_eval_without_ground_truth_is_exit_2(tmp_path: Path) -> None:
+    result = run("eval", tmp_path)
+    assert result.exit_code == 2
+    assert "no ground-truth.json" in result.stderr
+
+
+# --- ingest and query -------------------------------------------------------------------------
+
+
+def test_ingest_then_query_round_trip(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    args = ["ingest", SITE, "--exclude", "index.html", "--base-url", BASE, "--lake", lake]
+    result = run(*args, "--source-id", "seeds", "--start", "2024-06-01T12:00:00Z")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert f"wrote {len(ARTICLES)} articles in 1 file(s); 0 failed" in result.stdout
+    assert "interval 20240601T1200Z-20240601T1300Z (dt=2024-06-01)" in result.stdout
+    assert (lake / "_runs" / "20240601T1200Z-20240601T1300Z.json").is_file()
+
+    count = run("query", "--lake", lake, "SELECT count(*) AS n FROM articles")
+    assert count.exit_code == 0
+    assert count.stdout.splitlines() == ["n", str(len(ARTICLES))]
+
+    urls = run("query", "--lake", lake, "SELECT url, source_id FROM articles ORDER BY url")
+    assert urls.stdout.splitlines()[1:] == [f"{BASE}{a}/\tseeds" for a in ARTICLES]
+
+    # rerunning the same interval leaves the same rows
+    again = run(*args, "--source-id", "seeds", "--start", "2024-06-01T12:00:00Z")
+    assert again.exit_code == 0
+    sql = "SELECT count(DISTINCT article_id), count(*) FROM articles"
+    count = run("query", "--lake", lake, sql)
+    assert count.stdout.splitlines()[1] == f"{len(ARTICLES)}\t{len(ARTICLES)}"
+
+
+def test_ingest_with_failures_is_exit_1_and_logs_them(tmp_path: Path, mixed: Path) -> None:
+    lake = tmp_path / "lake"
+    result = run(
+        "ingest",
+        mixed,
+        "--base-url",
+        "https://pages.example/",
+        "--lake",
+        lake,
+        "--start",
+        "2024-06-01T12:00:00",
+        "--end",
+        "2024-06-01T12:30:00",
+    )
+    assert result.exit_code == 1
+    assert "wrote 1 articles in 1 file(s); 3 failed" in result.stdout
+    assert "✗ https://pages.example/b-empty.html: empty page" in result.stdout
+    log = run(
+        "query",
+        "--lake",
+        lake,
+        "SELECT url, error_class FROM fetch_log ORDER BY url",
+    )
+    assert log.stdout.splitlines()[1:] == [
+        "https://pages.example/b-empty.html\tempty",
+        "https://pages.example/c-binary.html\tbinary",
+        "https://pages.example/d-no-text.html\tno-text",
+    ]
+
+
+def test_ingest_without_a_url_fails_only_that_page(tmp_path: Path) -> None:
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    shutil.copy(SITE / KHARKIV / "index.html", folder / "kharkiv.html")  # has a canonical link
+    shutil.copy(PAGES / "article_en.html", folder / "ferry.html")  # has none
+    lake = tmp_path / "lake"
+    result = run("ingest", folder, "--lake", lake, "--start", "2024-06-01T12:00:00Z")
+    assert result.exit_code == 1
+    assert "wrote 1 articles" in result.stdout
+    assert "no absolute http(s) URL" in result.stdout
+    q = run("query", "--lake", lake, "SELECT canonical_url FROM articles")
+    assert q.stdout.splitlines()[1] == f"{BASE}{KHARKIV}/"
+
+
+def test_ingest_nothing_to_ingest_is_exit_2(tmp_path: Path) -> None:
+    result = run("ingest", SITE, "--exclude", "*", "--lake", tmp_path / "lake")
+    assert result.exit_code == 2
+    assert "no .html or .html.gz pages found" in result.stderr
+    assert not (tmp_path / "lake").exists()
+
+
+def test_ingest_rejects_a_bad_interval(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["ingest", str(SITE), "--lake", str(tmp_path), "--start", "yesterday"]
+    )
+    assert result.exit_code == 2
+    assert "not an ISO-8601 time" in result.stderr
+
+
+def test_query_prints_values_verbatim(tmp_path: Path) -> None:
+    sql = "SELECT '[bold]live[/bold] :thumbs_up: [red]x' AS s, NULL AS n"
+    result = run("query", "--lake", tmp_path / "empty-lake", sql)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == ["s\tn", "[bold]live[/bold] :thumbs_up: [red]x\t"]
+
+
+def test_query_on_an_empty_lake_has_empty_tables(tmp_path: Path) -> None:
+    result = run(
+        "query",
+        "--lake",
+        tmp_path,
+        "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM fetch_log)",
+    )
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[1] == "0\t0"
+
+
+def test_bad_sql_is_exit_2_naming_the_lake(tmp_path: Path) -> None:
+    result = run("query", "--lake", tmp_path, "SELECT nope FROM articles")
+    assert result.exit_code == 2
+    assert str(tmp_path) in result.stderr
+    assert "query failed" in result.stderr
+
+
+def test_query_reads_a_remote_lake_through_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mixed: Path
+) -> None:
+    """A lake that is not a local folder (e.g. S3) is read via the store: both views work."""
+    from etl import query as query_mod
+    from etl.lake import LocalLake
+
+    lake = tmp_path / "lake"
+    ingested = run("ingest", mixed, "--base-url", "https://p.example/", "--lake", lake)
+    assert ingested.exit_code == 1  # three of the four pages fail
+
+    class Remote:  # the Lake protocol over a local folder, but not a LocalLake
+        def __init__(self, uri: str) -> None:
+            self.inner = LocalLake(uri)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(query_mod, "open_lake", Remote)
+    columns, rows = query_mod.run_query(str(lake), "SELECT count(*) FROM articles")
+    assert rows == [(1,)]
+    columns, rows = query_mod.run_query(str(lake), "SELECT error_class FROM fetch_log ORDER BY 1")
+    assert columns == ["error_class"]
+    assert rows == [("binary",), ("empty",), ("no-text",)]

@@ -1,0 +1,181 @@
+"""etl.warc: the raw archive written by the fetcher, and WARC files as a source."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
+
+import pytest
+from fetch_helpers import warc_records
+
+from etl.config import SourceConfig
+from etl.errors import SourceError
+from etl.records import Interval
+from etl.urls import article_id
+from etl.warc import Exchange, WarcArchive, raw_key, raw_loader, read_record, read_warc
+
+INTERVAL = Interval(datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC))
+IN = datetime(2026, 1, 5, 10, 30, tzinfo=UTC)
+
+
+def html(n: int) -> bytes:
+    return f"<html><body><p>Story {n}</p></body></html>".encode()
+
+
+def exchange(
+    url: str,
+    body: bytes,
+    *,
+    at: datetime = IN,
+    status: int = 200,
+    ctype: str = "text/html; charset=utf-8",
+    extra: tuple[tuple[str, str], ...] = (),
+    truncated: str | None = None,
+) -> Exchange:
+    return Exchange(
+        url,
+        [("Host", url.split("/")[2]), ("User-Agent", "t (+https://x.test)")],
+        status,
+        "OK" if status == 200 else "Err",
+        [("Content-Type", ctype), *extra],
+        body,
+        at,
+        truncated,
+    )
+
+
+def cc_news(tmp_path: Path) -> Path:
+    """A CC-NEWS-like WARC (written with our own writer), in a folder of its own."""
+    with WarcArchive(INTERVAL, tmp_path / "work") as archive:
+        for ex in [
+            exchange("https://a.example.com/news/1", html(1)),
+            exchange("https://b.example.org/news/2", html(2)),  # other domain
+            exchange("https://a.example.com/news/3", html(3), at=IN - timedelta(hours=2)),
+            exchange("https://a.example.com/news/4.pdf", b"%PDF-1.4", ctype="application/pdf"),
+            exchange("https://a.example.com/news/5", html(5), status=404),
+            exchange("https://www.a.example.com/news/1?utm_source=x", html(1)),  # same article
+            exchange("https://a.example.com/news/seen", html(6)),
+            exchange(
+                "https://a.example.com/news/7",
+                gzip.compress(html(7)),
+                extra=(("Content-Encoding", "gzip"),),
+            ),
+            exchange("https://a.example.com/live/8", html(8)),  # excluded by pattern
+            exchange("https://a.example.com/news/9", b"x" * 5000),  # bigger than max_bytes
+        ]:
+            archive.write("cc", ex)
+        ((_, path),) = archive.files()
+    folder = tmp_path / "cc-news"
+    folder.mkdir()
+    return path.rename(folder / "CC-NEWS-20260105103000-00001.warc.gz")
+
+
+def warc_source(location: str, **kw: object) -> SourceConfig:
+    return SourceConfig.model_validate(
+        {
+            "id": "cc",
+            "kind": "warc",
+            "path": location,
+            "domains": ["*.example.com"],
+            "exclude": ["/live/"],
+            **kw,
+        }
+    )
+
+
+def test_archive_layout_records_and_truncation(tmp_path: Path) -> None:
+    with WarcArchive(INTERVAL, tmp_path) as archive:
+        ref1 = archive.write("site-a", exchange("https://a.test/1", html(1)))
+        ref2 = archive.write("site-a", exchange("https://a.test/2", b"abc", truncated="length"))
+        ref3 = archive.write("site-b", exchange("https://b.test/3", html(3), status=500))
+        files = dict(archive.files())
+    assert set(files) == {raw_key("site-a", INTERVAL), raw_key("site-b", INTERVAL)}
+    assert raw_key("site-a", INTERVAL) == (
+        "raw/dt=2026-01-05/source=site-a/20260105T1000Z-20260105T1100Z.warc.gz"
+    )
+    records = warc_records(files[raw_key("site-a", INTERVAL)])
+    assert [r.kind for r in records] == ["warcinfo", "request", "response", "request", "response"]
+    by_offset = {r.offset: r for r in records}
+    assert by_offset[int(ref1.split("#")[1])].payload == html(1)
+    assert by_offset[int(ref2.split("#")[1])].truncated == "length"
+    assert ref3.startswith(raw_key("site-b", INTERVAL) + "#")
+    load = raw_loader(lambda key: (tmp_path / key).open("rb"))
+    page = load(ref3)
+    assert (page.url, page.http_status, page.body, page.raw_ref) == (
+        "https://b.test/3",
+        500,
+        html(3),
+        ref3,
+    )
+    with pytest.raises(SourceError):
+        load("no-offset-here")
+
+
+def test_read_warc_keeps_html_in_interval_domain_and_unseen(tmp_path: Path) -> None:
+    path = cc_news(tmp_path)
+    seen = frozenset({article_id("https://a.example.com/news/seen")})
+    pages = list(read_warc(warc_source(str(path.parent)), INTERVAL, seen=seen, max_bytes=1000))
+    assert [p.url for p in pages] == [
+        "https://a.example.com/news/1",
+        "https://a.example.com/news/7",
+    ]
+    first, gz = pages
+    assert first.body == html(1) and gz.body == html(7)  # content-encoding undone
+    assert first.id == article_id(first.url) and first.source_id == "cc"
+    assert first.fetched_at == IN.replace(microsecond=0) and first.http_status == 200
+    assert first.raw_ref is not None and first.raw_ref.startswith(str(path) + "#")
+    with path.open("rb") as fh:
+        again = read_record(fh, int(first.raw_ref.rsplit("#", 1)[1]))
+    assert again.url == first.url and again.body == first.body
+
+
+def test_read_warc_globs_caps_and_other_intervals(tmp_path: Path) -> None:
+    path = cc_news(tmp_path)
+    pattern = str(path.parent / "CC-NEWS-*.warc.gz")
+    capped = list(read_warc(warc_source(pattern, max_articles=1), INTERVAL, seen=frozenset()))
+    assert [p.url for p in capped] == ["https://a.example.com/news/1"]
+    earlier = Interval(INTERVAL.start - timedelta(hours=2), INTERVAL.start - timedelta(hours=1))
+    old = list(read_warc(warc_source(str(path)), earlier, seen=frozenset()))
+    assert [p.url for p in old] == ["https://a.example.com/news/3"]
+
+
+class CountingReader(io.RawIOBase):
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh = fh
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        data = self.fh.read(len(b))
+        b[: len(data)] = data
+        self.read_bytes += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self.fh.close()
+        super().close()
+
+
+def test_read_warc_streams_records_instead_of_loading_the_file(tmp_path: Path) -> None:
+    with WarcArchive(INTERVAL, tmp_path) as archive:
+        for i in range(400):
+            body = f"<html><p>{i}</p>".encode() + bytes(range(256)) * 40 + b"</html>"
+            archive.write("big", exchange(f"https://a.example.com/news/{i}", body))
+        ((_, path),) = archive.files()
+    readers: list[CountingReader] = []
+
+    def opener(p: str) -> IO[bytes]:
+        readers.append(CountingReader(Path(p).open("rb")))  # noqa: SIM115 (an opener)
+        return io.BufferedReader(readers[-1])  # type: ignore[return-value]
+
+    pages = read_warc(warc_source(str(path)), INTERVAL, seen=frozenset(), opener=opener)
+    first = next(pages)
+    assert first.url == "https://a.example.com/news/0"
+    assert readers[0].read_bytes < path.stat().st_size / 4  # one record in, not the file
+    assert sum(1 for _ in pages) == 399
+    pages.close()
