@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         for u in (s.url(f"/news/{i}.html") for i in range(args.pages))
     ]
     try:
-        with httpx.Client(limits=httpx.Limits(max_connections=200)) as client:
+        with httpx.Client(limits=httpx.Limits(max_connections=200), trust_env=False) as client:
             fetcher = Fetcher(client, policy)
             t0 = time.monotonic()
             ok = sum(1 for r in fetcher.fetch_all(candidates) if r.page is not None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -290,6 +291,71 @@ def ingest(
         raise typer.Exit(1)
 
 
+@app.command()
+def run(
+    sources: Annotated[
+        str | None, typer.Option(help="sources.yaml (default: $NEWSETL_SOURCES).")
+    ] = None,
+    lake: Annotated[
+        str | None, typer.Option(help="Lake URI (default: $NEWSETL_LAKE or ./lake).")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Interval start (ISO); default: last full hour.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Interval end (ISO); default: start + 1 h.")
+    ] = None,
+    refetch: Annotated[
+        bool, typer.Option("--refetch", help="Fetch again even if the raw archive exists.")
+    ] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
+) -> None:
+    """One pipeline run for one interval: discover → fetch → extract → clean → publish."""
+    from etl.runner import (
+        Run,
+        discover_step,
+        fetch_step,
+        plan,
+        process_step,
+        publish_step,
+        validate_step,
+    )
+
+    settings = load_settings(lake=lake, sources=sources, workers=workers)
+    interval = _interval(start, end)
+    the_run = Run.open(settings, interval, refetch=refetch)
+    ids = plan(the_run)
+    processed = []
+    with _progress(len(ids) * 3, "run") as bar:
+        task = bar.add_task("run", total=len(ids) * 3 + 2)
+        for source_id in ids:
+            bar.update(task, description=f"discover {source_id}")
+            found = discover_step(the_run, source_id)
+            bar.advance(task)
+            bar.update(task, description=f"fetch {source_id}")
+            fetched = fetch_step(the_run, found)
+            bar.advance(task)
+            bar.update(task, description=f"process {source_id}")
+            processed.append(process_step(the_run, fetched))
+            bar.advance(task)
+        published = publish_step(the_run, processed)
+        bar.advance(task)
+        quality = validate_step(the_run)
+        bar.advance(task)
+    out.print(f"lake {settings.lake}   interval {interval.id} (dt={interval.dt})", markup=False)
+    for p in processed:
+        out.print(
+            f"  source {p['source']}: mode {p['mode']}, {p.get('count', '-')} listed, "
+            f"{p.get('pages', '-')} fetched, {p['rows']} articles, {p['failed']} failed",
+            markup=False,
+        )
+    out.print(
+        f"published {published['articles']} articles in {len(published['keys'])} file(s); "
+        f"{published['urls_tried']} fetch_log rows; quality {quality}",
+        markup=False,
+    )
+
+
 def _interval(start: str | None, end: str | None) -> Interval:
     s, e = _parse_time(start, "--start"), _parse_time(end, "--end")
     if s is None:
@@ -298,6 +364,20 @@ def _interval(start: str | None, end: str | None) -> Interval:
         return Interval(s, e or s + timedelta(hours=1))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+@app.command()
+def serve(
+    root: Annotated[Path, typer.Argument(help="Folder to serve (e.g. seeds/site).")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8765,
+) -> None:
+    """Serve a folder as a local news site on 127.0.0.1 ({{BASE}} → its URL). Ctrl-C stops."""
+    from etl.devsite import DevSite
+
+    with DevSite(root, port=port) as site:
+        out.print(f"serving {root} at {site.base}  (Ctrl-C to stop)", markup=False)
+        with contextlib.suppress(KeyboardInterrupt):
+            site.thread.join()
 
 
 def main() -> None:

@@ -81,6 +81,15 @@ class CleanSettings:
 
 
 @dataclass(frozen=True)
+class QualitySettings:
+    """Thresholds of the quality gate (the validate step) over a published interval."""
+
+    max_empty_rate: float = 0.2  # share of articles with fewer than min_words words
+    max_duplicate_rate: float = 0.0  # share of rows repeating an article_id of the interval
+    min_words: int = 20
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything an entry point needs, resolved once.
 
@@ -95,6 +104,7 @@ class Settings:
     n_shards: int = 1  # article files per interval (rows assigned by a stable hash of the id)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     clean: CleanSettings = field(default_factory=CleanSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
     lake_settings: LakeSettings = field(default_factory=LakeSettings)
 
     def __post_init__(self) -> None:

@@ -167,7 +167,15 @@ class Fetcher:
         host = job.origin
         with self._lock:
             lock = self._robots_locks.setdefault(host, threading.Lock())
-        with lock:
+        if held and not lock.acquire(blocking=False):
+            # another thread is fetching it: give the slot back rather than hold it while
+            # waiting (that thread may need a slot of this very host)
+            self.gate.release(host)
+            held = False
+            lock.acquire()
+        elif not held:
+            lock.acquire()
+        try:
             robots = self._robots.get(host)
             if robots is not None:
                 if held:
@@ -188,6 +196,8 @@ class Fetcher:
                 self.gate.set_floor(host, min(float(delay), self.policy.max_crawl_delay_s))
             self._robots[host] = robots
             return robots
+        finally:
+            lock.release()
 
     def finish(
         self,

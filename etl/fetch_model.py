@@ -33,7 +33,7 @@ __all__ = [
 
 FETCH_LOG_COLUMNS = (
     *("url", "source_id", "status", "error_class", "error", "attempts", "bytes"),
-    *("elapsed_ms", "fetched_at", "final_url", "raw_ref"),
+    *("elapsed_ms", "fetched_at", "final_url", "raw_ref", "purpose"),
 )
 
 

@@ -162,18 +162,18 @@ def open_lake(
 ) -> Lake:
     """Open a lake: a local folder path, ``file://`` URI, or ``s3://bucket[/prefix]``.
 
-    ``uri`` may be a :class:`~etl.lake_config.LakeSettings` (from :func:`etl.config.load_settings`):
+    ``uri`` may be a :class:`~etl.lake_config.LakeSettings` (``load_settings().lake_settings``):
     its endpoint, region, credentials, addressing style, retry and multipart settings are used
-    for an S3 lake. With a plain URI, S3 settings are boto3's defaults plus ``endpoint_url``.
-    For S3, ``client`` (a boto3 S3 client) is used as given if passed (the transfer settings
-    still apply). Local folders need not exist yet.
+    for an S3 lake. A plain URI gets the default LakeSettings plus ``endpoint_url``: endpoint,
+    region and credentials then come from boto3's default chain (``AWS_*``, profiles).
+    ``client`` (a boto3 S3 client) replaces the one the settings describe; the transfer
+    settings still apply. Local folders need not exist yet.
     """
-    settings = uri if isinstance(uri, LakeSettings) else None
-    if settings is not None:
+    settings: LakeSettings | None = None
+    if isinstance(uri, LakeSettings):
+        settings, uri = uri, uri.uri
         if endpoint_url is not None:
             settings = replace(settings, endpoint_url=endpoint_url)
-        uri = settings.uri
-    assert isinstance(uri, str)
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme == "s3":

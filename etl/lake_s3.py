@@ -52,9 +52,8 @@ _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 
 
 MiB = 1024 * 1024
-CHECKSUM: Final[Literal["CRC32"]] = (
-    "CRC32"  # S3's default algorithm; accepted by AWS, MinIO and moto
-)
+# S3's default checksum algorithm; AWS, MinIO and moto verify and store it.
+CHECKSUM: Final[Literal["CRC32"]] = "CRC32"
 
 
 def _store_error(subject: str, op: str, exc: Exception) -> StoreError:
@@ -94,7 +93,9 @@ def transfer_config(settings: LakeSettings) -> TransferConfig:
         multipart_chunksize=settings.multipart_chunk_mb * MiB,
         max_concurrency=settings.max_concurrency,
         use_threads=True,
-        preferred_transfer_client="classic",  # not the CRT: it would bypass the client config
+        # s3transfer itself, on this client (its retries, checksums, endpoint); the CRT
+        # manager, used when awscrt is installed, would make its own client.
+        preferred_transfer_client="classic",
     )
 
 

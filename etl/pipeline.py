@@ -167,7 +167,7 @@ def failure_log(failures: Iterable[Failure], *, source_id: str | None, dt: str) 
     schema = fetch_log_schema()
     rows = [
         {"url": f.subject, "source_id": source_id, "error_class": f.kind, "error": f.error,
-         "attempts": 1, "dt": dt}
+         "attempts": 1, "purpose": "extract", "dt": dt}
         for f in failures
     ]  # fmt: skip
     return pa.Table.from_pylist(rows, schema=schema)

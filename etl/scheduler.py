@@ -100,6 +100,8 @@ def run(fetcher: Fetcher, candidates: Iterable[Candidate]) -> Iterator[FetchResu
                     del queues[host]
             if not running and not queues and not delayed and exhausted:
                 return
+            if len(running) >= policy.max_concurrency:
+                wake = math.inf  # nothing can start before a worker is free
             timeout = max(0.0, min(wake - time.monotonic(), _MAX_WAIT_S))
             if not running:
                 time.sleep(timeout)

@@ -50,7 +50,7 @@ def fetch(
 ) -> tuple[dict[str, FetchResult], Fetcher]:
     """Fetch URLs (or candidates) with a fresh client and Fetcher; results by URL."""
     cands = [u if isinstance(u, Candidate) else cand(u) for u in urls]
-    with httpx.Client() as client:
+    with httpx.Client(trust_env=False) as client:
         fetcher = Fetcher(client, fetch_policy or policy(), **kw)
         results = {r.log.url: r for r in fetcher.fetch_all(cands)}
     return results, fetcher

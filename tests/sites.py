@@ -188,22 +188,33 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}
             index, limited = site._arrive(self.command, self.path, headers)
-            status, sent, aborted = 0, 0, False
+            left = False
+            status = 0
+
+            def leave(sent: int, aborted: bool = False) -> None:
+                nonlocal left
+                if not left:
+                    left = True
+                    site._leave(index, status, sent, aborted)
+
             try:
                 resp = site._respond(index, limited)
                 status = resp.status
                 if resp.delay_s:
                     time.sleep(resp.delay_s)
-                sent = self._send(resp)
+                self._send(resp, leave)
             except (TimeoutError, BrokenPipeError, ConnectionResetError, OSError):
-                aborted = True
                 self.close_connection = True
+                leave(0, aborted=True)
             finally:
-                site._leave(index, status, sent, aborted)
+                leave(0, aborted=True)
 
         do_HEAD = do_GET
 
-        def _send(self, resp: Response) -> int:
+        def _send(self, resp: Response, leave: Callable[[int], None]) -> None:
+            """Send ``resp``; ``leave`` is called just before its last bytes go out, so that the
+            request no longer counts as in flight before the client can have the whole answer
+            (and a polite client's next request can never seem to overlap it)."""
             self.send_response(resp.status)
             streamed = not isinstance(resp.body, bytes)
             if resp.content_type:
@@ -216,18 +227,22 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
             elif "content-length" not in {k.lower() for k in resp.headers}:
                 assert isinstance(resp.body, bytes)
                 self.send_header("Content-Length", str(len(resp.body)))
+            chunks = iter([resp.body] if isinstance(resp.body, bytes) else resp.body)
+            chunk = next(chunks, b"") if self.command != "HEAD" else b""
+            if not chunk:
+                leave(0)
             self.end_headers()
-            if self.command == "HEAD":
-                return 0
-            chunks = [resp.body] if isinstance(resp.body, bytes) else resp.body
             sent = 0
-            for chunk in chunks:
+            while chunk:
+                following = next(chunks, b"")
                 if resp.chunk_delay_s and sent:
                     time.sleep(resp.chunk_delay_s)
+                if not following:
+                    leave(sent + len(chunk))
                 self.wfile.write(chunk)
                 self.wfile.flush()
                 sent += len(chunk)
-            return sent
+                chunk = following
 
     return Handler
 

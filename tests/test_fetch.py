@@ -116,7 +116,7 @@ def test_every_url_leaves_exactly_one_result_and_log_row(site: Site) -> None:
 
 def test_module_level_fetch_all_streams_results(site: Site) -> None:
     site.routes["/x"] = Response(200, HTML)
-    with httpx.Client() as client:
+    with httpx.Client(trust_env=False) as client:
         out = list(fetch_all([cand(site.url("/x"))], client=client, policy=policy(), archive=None))
     assert len(out) == 1 and out[0].page is not None and out[0].page.body == HTML
 
@@ -353,7 +353,7 @@ def test_conditional_get_gets_304_and_keeps_validators(site: Site) -> None:
         return Response(200, b"<rss/>", validators, content_type="application/rss+xml")
 
     site.routes["/feed.xml"] = feed
-    with httpx.Client() as client:
+    with httpx.Client(trust_env=False) as client:
         fetcher = Fetcher(client, policy())
         first = fetcher.fetch_document(site.url("/feed.xml"), source_id="s", purpose="feed")
         assert first.page is not None and first.validators == Validators(
@@ -391,7 +391,7 @@ def test_guard_checks_names_after_dns_and_again_on_redirects(site: Site) -> None
     )
     router = LoopbackRouter(int(site.base.rsplit(":", 1)[1]))
     urls = ["http://news.example/start", "http://news.example/news", "http://rebind.example/a"]
-    with httpx.Client(transport=router) as client:
+    with httpx.Client(transport=router, trust_env=False) as client:
         fetcher = Fetcher(client, policy(allow_private_addresses=False), resolver=resolver)
         results = {r.log.url: r for r in fetcher.fetch_all([cand(u) for u in urls])}
     assert results[urls[1]].page is not None  # a public answer passes
@@ -502,6 +502,18 @@ def test_fetch_log_rows_have_the_schema_columns(site: Site) -> None:
         "fetched_at",
         "final_url",
         "raw_ref",
+        "purpose",
         "dt",
     }
     assert row["dt"] == "2026-01-05" and row["status"] == 200 and row["elapsed_ms"] >= 0
+
+
+def test_a_full_pool_waits_for_a_worker_instead_of_spinning(site: Site) -> None:
+    for i in range(4):
+        site.routes[f"/slow{i}"] = Response(200, HTML, delay_s=0.4)
+    cpu0 = time.process_time()
+    urls = [site.url(f"/slow{i}") for i in range(4)]
+    results, _ = fetch(urls, policy(max_concurrency=1, per_host_concurrency=2))
+    assert all(r.page is not None for r in results.values())
+    # ~1.6 s waiting for the one worker while the host could take more: sleep, do not poll
+    assert time.process_time() - cpu0 < 0.8

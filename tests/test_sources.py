@@ -219,7 +219,7 @@ def rss(base: str) -> bytes:
 
 @pytest.fixture
 def fetcher() -> Iterator[Fetcher]:
-    with httpx.Client() as client:
+    with httpx.Client(trust_env=False) as client:
         yield Fetcher(client, policy())
 
 
@@ -387,7 +387,7 @@ def test_conditional_get_reuses_the_archived_body_on_304(site: Site, tmp_path: P
     site.routes["/feed.xml"] = feed
     validators: dict[str, Validators] = {}
     load = raw_loader(lambda key: (tmp_path / key).open("rb"))
-    with httpx.Client() as client, WarcArchive(INTERVAL, tmp_path) as archive:
+    with httpx.Client(trust_env=False) as client, WarcArchive(INTERVAL, tmp_path) as archive:
         fetcher = Fetcher(client, policy(), archive=archive)
 
         def run(**kw: object) -> list[str]:
@@ -468,7 +468,7 @@ def test_directory_site_feed_and_sitemap_end_to_end(tmp_path: Path) -> None:
     )
     site = serve_directory(root)
     try:
-        with httpx.Client() as client:
+        with httpx.Client(trust_env=False) as client:
             assert client.get(site.url("/doc.pdf")).content == b"%PDF-1.4 {{BASE}}"  # binary
             assert client.get(site.url("/../../etc/passwd")).status_code == 404
             fetcher = Fetcher(client, policy())

@@ -1,0 +1,208 @@
+"""infra/: the compose file, the Helm values and the image parse and say the right things.
+
+No container engine runs on the build machines, so nothing here starts a container; these tests
+catch broken YAML, wrong images, missing services or variables, and a news_lake connection that
+the lake code would read differently from what the files intend.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from etl.config import lake_settings_from_airflow_conn
+
+ROOT = Path(__file__).resolve().parents[1]
+INFRA = ROOT / "infra"
+AIRFLOW_IMAGE = "apache/airflow:3.3.2"
+AIRFLOW_SERVICES = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+}
+LAKE = "s3://news-lake/prod"
+
+
+def interpolate(value: str, env: dict[str, str] | None = None) -> str:
+    """Compose variable interpolation: ``${X}``, ``${X:-default}``, ``${X-default}``, ``$$``."""
+    env = env or {}
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name, op, default = m.group(1), m.group(2), m.group(3) or ""
+        if op == ":-":
+            return env.get(name) or default
+        if op == "-":
+            return env.get(name, default)
+        return env.get(name, "")
+
+    return re.sub(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}", sub, value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((INFRA / "compose.yaml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = compose["services"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def values() -> dict[str, Any]:
+    data = yaml.safe_load((INFRA / "helm" / "values.yaml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    assert isinstance(env, dict), "environment must be a mapping"
+    return {k: interpolate(str(v)) for k, v in env.items()}
+
+
+def _script(service: dict[str, Any]) -> str:
+    command = service.get("command", "")
+    return interpolate(" ".join(command) if isinstance(command, list) else str(command))
+
+
+# --- compose -------------------------------------------------------------------------------
+
+
+def test_compose_services_and_images(services: dict[str, Any]) -> None:
+    assert set(services) == {
+        *AIRFLOW_SERVICES,
+        "airflow-init",
+        "postgres",
+        "minio",
+        "minio-init",
+    }
+    for name, command in AIRFLOW_SERVICES.items():
+        assert interpolate(services[name]["image"]) == AIRFLOW_IMAGE, name
+        assert services[name]["command"] == command, name
+        assert services[name]["depends_on"]["airflow-init"] == {
+            "condition": "service_completed_successfully"
+        }
+    assert interpolate(services["airflow-init"]["image"]) == AIRFLOW_IMAGE
+    assert services["postgres"]["image"] == "postgres:16"
+    assert interpolate(services["minio"]["image"]).startswith("minio/minio:RELEASE.")
+    assert interpolate(services["minio-init"]["image"]).startswith("minio/mc:RELEASE.")
+    assert services["minio-init"]["depends_on"]["minio"] == {"condition": "service_healthy"}
+    assert services["airflow-init"]["depends_on"]["minio-init"] == {
+        "condition": "service_completed_successfully"
+    }
+
+
+def test_compose_airflow_environment(services: dict[str, Any]) -> None:
+    envs = {name: _env(services[name]) for name in [*AIRFLOW_SERVICES, "airflow-init"]}
+    first = next(iter(envs.values()))
+    for name, env in envs.items():
+        assert env == first, f"{name} must share the common Airflow environment"
+    assert first["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert len(first["AIRFLOW__API_AUTH__JWT_SECRET"]) >= 16
+    assert first["NEWSETL_LAKE"] == LAKE
+    assert first["NEWSETL_SOURCES"].startswith("/opt/newsetl/")
+    db = urlsplit(first["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    assert db.scheme.startswith("postgresql") and db.hostname == "postgres"
+    pg = services["postgres"]["environment"]
+    assert (db.username, db.password, db.path) == (
+        pg["POSTGRES_USER"],
+        pg["POSTGRES_PASSWORD"],
+        "/" + pg["POSTGRES_DB"],
+    )
+    api = urlsplit(first["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    assert api.hostname == "airflow-apiserver" and api.path == "/execution/"
+    assert f"{api.port}:{api.port}" in services["airflow-apiserver"]["ports"]
+
+
+def test_compose_news_lake_connection(services: dict[str, Any]) -> None:
+    env = _env(services["airflow-scheduler"])
+    conn = json.loads(env["AIRFLOW_CONN_NEWS_LAKE"])
+    assert conn["conn_type"] == "aws"
+    minio_env = _env(services["minio"])
+    assert (conn["login"], conn["password"]) == (
+        minio_env["MINIO_ROOT_USER"],
+        minio_env["MINIO_ROOT_PASSWORD"],
+    )
+    endpoint = urlsplit(conn["extra"]["endpoint_url"])
+    assert (
+        endpoint.hostname == "minio"
+        and f"{endpoint.port}:{endpoint.port}" in (services["minio"]["ports"])
+    )
+    settings = lake_settings_from_airflow_conn(conn, env["NEWSETL_LAKE"])
+    assert settings.is_s3 and settings.path_style
+    assert settings.endpoint_url == "http://minio:9000" and settings.region == "us-east-1"
+    assert settings.access_key_id == minio_env["MINIO_ROOT_USER"]
+    # the bucket the lake lives in is the one the init service creates
+    bucket = urlsplit(LAKE).netloc
+    assert f"mb --ignore-existing lake/{bucket}" in _script(services["minio-init"])
+    assert "mc alias set lake http://minio:9000" in _script(services["minio-init"])
+
+
+def test_compose_init_migrates_and_creates_connection_and_pool(services: dict[str, Any]) -> None:
+    script = _script(services["airflow-init"])
+    assert "airflow db migrate" in script
+    assert 'airflow connections add news_lake --conn-json "${AIRFLOW_CONN_NEWS_LAKE}"' in script
+    assert "airflow pools set news_http" in script
+
+
+def test_compose_mounts_dags_and_project(services: dict[str, Any]) -> None:
+    for name in AIRFLOW_SERVICES:
+        mounts = dict(v.rsplit(":", 1) for v in services[name]["volumes"])
+        assert mounts["../dags"] == "/opt/airflow/dags"
+        assert mounts[".."] == "/opt/newsetl"
+        assert (INFRA / "../dags").resolve() == ROOT / "dags"
+        env = _env(services[name])
+        assert env["_PIP_ADDITIONAL_REQUIREMENTS"] == "/opt/newsetl"
+
+
+# --- Helm values and image -----------------------------------------------------------------
+
+
+def test_helm_values_versions_executor_and_images(values: dict[str, Any]) -> None:
+    assert values["airflowVersion"] == "3.3.2"  # a string: 3.3.2 is not a float, but keep quotes
+    assert values["defaultAirflowTag"] == "3.3.2"
+    assert values["defaultAirflowRepository"] == "apache/airflow"
+    assert values["executor"] in {"CeleryExecutor", "KubernetesExecutor"}
+    image = values["images"]["airflow"]
+    assert image["repository"] and str(image["tag"]).startswith("3.3.2-newsetl-")
+    assert values["workers"]["replicas"] >= 2
+    assert values["dagProcessor"]["enabled"] and values["triggerer"]["enabled"]
+    dockerfile = (INFRA / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(rf"^FROM {re.escape(AIRFLOW_IMAGE)}$", dockerfile, re.M)
+    assert "COPY --chown=airflow:0 dags /opt/airflow/dags" in dockerfile
+    assert f"{image['repository']}:{image['tag']}" in dockerfile  # the build command's tag
+
+
+def test_helm_values_lake_connection_and_secrets(values: dict[str, Any]) -> None:
+    env = {e["name"]: e["value"] for e in values["env"]}
+    assert env["NEWSETL_LAKE"] == LAKE
+    (conn,) = [s for s in values["secret"] if s["envName"] == "AIRFLOW_CONN_NEWS_LAKE"]
+    assert conn["secretKey"] == "AIRFLOW_CONN_NEWS_LAKE"
+    readme = (INFRA / "README.md").read_text(encoding="utf-8")
+    assert f"secret generic {conn['secretName']} --from-literal=AIRFLOW_CONN_NEWS_LAKE=" in readme
+    jwt = values["jwtSecretName"]
+    assert f"secret generic {jwt} --from-literal=jwt-secret=" in readme
+    assert "news_http" in (INFRA / "helm" / "values.yaml").read_text(encoding="utf-8")
+
+
+def test_readme_says_the_files_are_not_exercised_here() -> None:
+    readme = (INFRA / "README.md").read_text(encoding="utf-8")
+    assert "Not exercised in CI" in readme and "No container engine" in readme
+
+
+def test_interpolate() -> None:
+    assert interpolate("${A:-x}/${B-y}/${C}/$$HOME", {"B": ""}) == "x///$HOME"
+    assert interpolate("${A:-x}", {"A": "a"}) == "a"
