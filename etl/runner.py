@@ -59,7 +59,11 @@ class Run:
         if settings.sources is None:
             raise ConfigError("sources", "no sources file: set NEWSETL_SOURCES or pass --sources")
         return cls(
-            settings, load_sources(settings.sources), interval, open_lake(settings.lake), refetch
+            settings,
+            load_sources(settings.sources),
+            interval,
+            open_lake(settings.lake_settings),
+            refetch,
         )
 
     def source(self, source_id: str) -> SourceConfig:

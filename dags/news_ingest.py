@@ -1,0 +1,154 @@
+"""
+### news_ingest — hourly news ingestion into the lake
+
+Each run owns one real hour, `[data_interval_start, data_interval_end)` (a
+`CronDataIntervalTimetable`, not Airflow 3's zero-length default), and writes that interval of
+the lake exactly once, however often it is retried, rerun or backfilled.
+
+`plan` (read and validate the sources) → `discover` (mapped per source) → `fetch` (mapped per
+source, in the `news_http` pool) → `process` (mapped: extract, clean, normalize to staging
+Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gate; emits the
+`news_articles` asset for downstream DAGs).
+
+* **Backfills**: `airflow backfill create --dag-id news_ingest --from-date … --to-date …`.
+  An interval whose raw WARC archive exists is *replayed* with the current rules (no network);
+  otherwise dated sources (sitemaps, WARC files) are discovered for that interval. The `refetch`
+  param forces a fresh fetch.
+* **Manual runs** without a logical date cover the last complete hour.
+* **Params** `sources` and `lake` override `NEWSETL_SOURCES` / `NEWSETL_LAKE` for one run; an S3
+  lake is reached through the `news_lake` connection (conn type `aws`, `endpoint_url` in its
+  extra) when it exists, else the standard AWS settings.
+* Transient errors (timeouts, 5xx, S3 throttling) raise and are retried; terminal ones become
+  `fetch_log` rows, or fail the task without retries (bad configuration, quality gate).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+ARTICLES = Asset(name="news_articles", uri="newsetl://lake/articles")
+
+
+def _run(item: dict[str, Any]) -> Any:
+    """The etl Run for a task's item; terminal etl errors fail the task without retries."""
+    from datetime import datetime
+
+    from etl.config import load_settings
+    from etl.records import Interval
+    from etl.runner import Run
+
+    conn = None
+    if str(item["lake"]).startswith("s3://"):
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowRuntimeError
+
+        try:
+            c = Connection.get("news_lake")
+            conn = {"login": c.login, "password": c.password, "extra": c.extra}
+        except AirflowRuntimeError:
+            conn = None  # no connection: the standard AWS chain
+    settings = load_settings(lake=item["lake"], sources=item["sources"], lake_conn=conn)
+    interval = Interval(datetime.fromisoformat(item["start"]), datetime.fromisoformat(item["end"]))
+    return Run.open(settings, interval, refetch=bool(item.get("refetch")))
+
+
+def _step(fn: Any, *args: Any) -> Any:
+    """Run one etl step; a terminal EtlError becomes AirflowFailException (no retry)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from etl.errors import EtlError
+
+    try:
+        return fn(*args)
+    except EtlError as exc:
+        if exc.transient:
+            raise
+        raise AirflowFailException(str(exc)) from exc
+
+
+@dag(
+    dag_id="news_ingest",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),  # backfills may reach far back
+    catchup=False,
+    max_active_runs=4,
+    doc_md=__doc__,
+    tags=["newsetl", "ingest", "news"],
+    default_args={
+        "owner": "newsetl",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+    },
+    params={
+        "sources": Param(None, type=["null", "string"], description="sources.yaml path"),
+        "lake": Param(None, type=["null", "string"], description="lake URI"),
+        "refetch": Param(False, type="boolean", description="fetch again even if archived"),
+    },
+)
+def news_ingest() -> None:
+    @task
+    def plan(**context: Any) -> list[dict[str, Any]]:
+        """Resolve the interval and configuration, validate sources.yaml: one item per source."""
+        from etl.config import load_settings
+        from etl.records import Interval
+        from etl.runner import Run
+        from etl.runner import plan as plan_sources
+
+        params = context.get("params") or {}
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        interval = Interval(start, end) if start and end and end > start else None
+        interval = interval or Interval.last_complete_hour()
+        settings = load_settings(lake=params.get("lake"), sources=params.get("sources"))
+        run = _step(Run.open, settings, interval)
+        base = {
+            "start": interval.start.isoformat(),
+            "end": interval.end.isoformat(),
+            "lake": settings.lake,
+            "sources": str(settings.sources),
+            "refetch": bool(params.get("refetch")),
+        }
+        return [{**base, "source": sid} for sid in plan_sources(run)]
+
+    @task
+    def discover(item: dict[str, Any]) -> dict[str, Any]:
+        from etl.runner import discover_step
+
+        return {**item, **_step(discover_step, _run(item), item["source"])}
+
+    @task(pool="news_http")
+    def fetch(item: dict[str, Any]) -> dict[str, Any]:
+        from etl.runner import fetch_step
+
+        return {**item, **_step(fetch_step, _run(item), item)}
+
+    @task
+    def process(item: dict[str, Any]) -> dict[str, Any]:
+        from etl.runner import process_step
+
+        return {**item, **_step(process_step, _run(item), item)}
+
+    @task
+    def publish(items: list[dict[str, Any]]) -> dict[str, Any]:
+        from etl.runner import publish_step
+
+        items = list(items)
+        return {**items[0], **_step(publish_step, _run(items[0]), items)}
+
+    @task(outlets=[ARTICLES])
+    def validate(published: dict[str, Any]) -> dict[str, Any]:
+        from etl.runner import validate_step
+
+        return dict(_step(validate_step, _run(published)))
+
+    processed = process.expand(item=fetch.expand(item=discover.expand(item=plan())))
+    validate(publish(processed))
+
+
+news_ingest()
