@@ -195,7 +195,7 @@ def query(
 
     settings = load_settings(lake=lake)
     try:
-        columns, rows = run_query(settings.lake, sql)
+        columns, rows = run_query(settings.lake_settings, sql)
     except EtlError as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(2) from None
@@ -267,9 +267,14 @@ def ingest(
     with _progress(len(pages), "ingest") as bar:
         task = bar.add_task("ingest", total=len(pages))
         summary = run_ingest(
-            pages, settings, interval=interval, lake=open_lake(settings.lake), source_id=source_id,
-            workers=workers, on_result=lambda _: bar.advance(task),
-        )  # fmt: skip
+            pages,
+            settings,
+            interval=interval,
+            lake=open_lake(settings.lake_settings),
+            source_id=source_id,
+            workers=workers,
+            on_result=lambda _: bar.advance(task),
+        )
     m = summary.manifest
     out.print(f"[bold]lake[/] {settings.lake}   [bold]interval[/] {m.interval} (dt={m.dt})")
     out.print(
@@ -321,27 +326,32 @@ def run(
         validate_step,
     )
 
-    settings = load_settings(lake=lake, sources=sources, workers=workers)
     interval = _interval(start, end)
-    the_run = Run.open(settings, interval, refetch=refetch)
-    ids = plan(the_run)
     processed = []
-    with _progress(len(ids) * 3, "run") as bar:
-        task = bar.add_task("run", total=len(ids) * 3 + 2)
-        for source_id in ids:
-            bar.update(task, description=f"discover {source_id}")
-            found = discover_step(the_run, source_id)
+    try:  # errors name the file, source, URL or key: print them, no traceback
+        settings = load_settings(lake=lake, sources=sources, workers=workers)
+        the_run = Run.open(settings, interval, refetch=refetch)
+        ids = plan(the_run)
+        with _progress(len(ids) * 3, "run") as bar:
+            task = bar.add_task("run", total=len(ids) * 3 + 2)
+            for source_id in ids:
+                bar.update(task, description=f"discover {source_id}")
+                found = discover_step(the_run, source_id)
+                bar.advance(task)
+                bar.update(task, description=f"fetch {source_id}")
+                fetched = fetch_step(the_run, found)
+                bar.advance(task)
+                bar.update(task, description=f"process {source_id}")
+                processed.append(process_step(the_run, fetched))
+                bar.advance(task)
+            published = publish_step(the_run, processed)
             bar.advance(task)
-            bar.update(task, description=f"fetch {source_id}")
-            fetched = fetch_step(the_run, found)
+            quality = validate_step(the_run)
             bar.advance(task)
-            bar.update(task, description=f"process {source_id}")
-            processed.append(process_step(the_run, fetched))
-            bar.advance(task)
-        published = publish_step(the_run, processed)
-        bar.advance(task)
-        quality = validate_step(the_run)
-        bar.advance(task)
+    except EtlError as exc:
+        hint = " (transient: running it again may succeed)" if exc.transient else ""
+        err.print(f"[red]error:[/] {escape(str(exc))}{hint}")
+        raise typer.Exit(2) from None
     out.print(f"lake {settings.lake}   interval {interval.id} (dt={interval.dt})", markup=False)
     for p in processed:
         out.print(

@@ -39,8 +39,8 @@ class LakeSettings:
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     profile: str | None = None
-    multipart_threshold_mb: int = 16
-    multipart_chunk_mb: int = 16
+    multipart_threshold_mb: int = 8
+    multipart_chunk_mb: int = 8
     max_concurrency: int = 10
     max_attempts: int = 5
     connect_timeout_s: float = 10.0

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from etl.errors import StoreError
 from etl.lake import Lake, LocalLake, open_lake
+from etl.lake_config import LakeSettings
 from etl.schema import article_schema, fetch_log_schema
 from etl.store import read_articles
 
@@ -35,7 +36,7 @@ def _read_all(lake: Lake, keys: list[str]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default")
 
 
-def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
+def connect(lake_uri: str | LakeSettings) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with ``articles`` and ``fetch_log`` views over the lake."""
     lake = open_lake(lake_uri)
     con = duckdb.connect()
@@ -58,12 +59,13 @@ def connect(lake_uri: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run_query(lake_uri: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+def run_query(lake_uri: str | LakeSettings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one SQL statement; returns column names and rows. Errors name the lake."""
     con = connect(lake_uri)
     try:
         cur = con.execute(sql)
     except duckdb.Error as exc:
-        raise StoreError(lake_uri, f"query failed: {exc}") from None
+        where = lake_uri if isinstance(lake_uri, str) else lake_uri.uri
+        raise StoreError(where, f"query failed: {exc}") from None
     columns = [d[0] for d in cur.description or []]
     return columns, cur.fetchall()
