@@ -70,8 +70,18 @@ def canonical_url(url: str | None, canonical: str | None = None) -> str | None:
 
 
 def article_id(canonical: str) -> str:
-    """First 32 hex characters of the SHA-256 of the canonical URL."""
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+    """The article's id: :func:`etl.urls.article_id` of its canonical URL.
+
+    That is the first 32 hex characters of the SHA-256 of the URL in
+    :func:`etl.urls.canonicalize` form (tracking parameters, ``www.``, scheme, trailing slash
+    folded), the same key discovery gives a listed URL, so variants of one article share an id.
+    """
+    from etl.urls import article_id as url_id
+
+    try:
+        return url_id(canonical)
+    except ValueError:
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
 def domain(url: str) -> str:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -112,6 +113,40 @@ def _put_log(run: Run, key: str, rows: list[FetchLog]) -> str | None:
     return key
 
 
+def _seen_urls(run: Run) -> frozenset[str]:
+    """The seen index as discovery needs it: the ``article_id`` of each article the lake holds
+    within ``seen_days`` of the interval (the window of :func:`etl.store.seen_ids`; never the
+    interval's own shards), plus :func:`etl.urls.article_id` of its ``url`` and ``canonical_url``.
+
+    Discovery (listings, WARC records) identifies a URL with :func:`etl.urls.article_id`; a row's
+    ``article_id`` comes from normalize's canonical URL, which may differ for the same URL
+    (trailing slash, tracking parameters, ``www.``...). Matching on both keeps an article
+    published earlier from being fetched again, whichever way its id was computed.
+    """
+    from etl.urls import article_id
+
+    days = run.settings.seen_days
+    own = re.compile(rf"^articles/dt={run.interval.dt}/{re.escape(run.interval.id)}-\d{{3,}}\.")
+    day0 = date.fromisoformat(run.interval.dt)
+    ids: set[str] = set()
+    for offset in range(-days, days + 1):
+        dt = (day0 + timedelta(days=offset)).isoformat()
+        for key in run.lake.list(f"articles/dt={dt}/"):
+            if not key.endswith(".parquet") or key.rsplit("/", 1)[-1][0] in "._" or own.match(key):
+                continue
+            data = io.BytesIO(run.lake.get_bytes(key))
+            table = pq.read_table(data, columns=["article_id", "url", "canonical_url"])
+            ids.update(str(x) for x in table.column("article_id").to_pylist() if x)
+            for column in ("url", "canonical_url"):
+                for url in filter(None, table.column(column).to_pylist()):
+                    try:
+                        ids.add(article_id(str(url)))
+                    except ValueError:  # no http(s) URL: nothing a listing could name
+                        continue
+    log.debug("seen index: %d ids within %d days of %s", len(ids), days, run.interval.dt)
+    return frozenset(ids)
+
+
 def discover_step(run: Run, source_id: str) -> dict[str, Any]:
     """List a source's candidates for the interval (or decide to replay / read a WARC source)."""
     src = run.source(source_id)
@@ -121,9 +156,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
     if not run.refetch and run.lake.exists(_index_key(source_id, run.interval)):
         log.info("source %s %s: raw archive exists, replaying it", source_id, run.interval.id)
         return {**out, "mode": "replay"}
-    from etl.store import seen_ids
-
-    seen = seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval)
+    seen = _seen_urls(run)
     state_key = f"_state/validators/{source_id}.json"
     validators = (
         validators_from_json(run.lake.get_bytes(state_key)) if run.lake.exists(state_key) else {}
@@ -183,13 +216,12 @@ def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
             for result in fetcher.fetch_all(candidates):
                 if result.page is None or result.page.raw_ref is None:
                     continue
-                offset = result.page.raw_ref.rpartition("#")[2]
                 cand = (
                     result.candidate if result.candidate is not None else by_url.get(result.log.url)
                 )
                 index.append(
                     {
-                        "raw_ref": f"{raw}#{int(offset) + len(head)}",
+                        "raw_ref": _shift(result.page.raw_ref, len(head)),
                         "url": result.page.url,
                         "published_hint": cand.listed_at if cand else None,
                         "authors_hint": list(cand.authors_hint) if cand else [],
@@ -205,7 +237,8 @@ def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
                 out.write(path.read_bytes())
         run.lake.put_file(raw, final)
     head_log = run.staging("fetch_log", f"{source_id}-discover.parquet")
-    rows = list(fetcher.log)
+    # this step's records sit after the listings' in the raw file: so must their rows' raw_refs
+    rows = [replace(r, raw_ref=_shift(r.raw_ref, len(head))) for r in fetcher.log]
     if run.lake.exists(head_log):  # the listings' rows travel with the raw archive from now on
         earlier = pq.read_table(io.BytesIO(run.lake.get_bytes(head_log)), schema=fetch_log_schema())
         rows = [
@@ -217,6 +250,14 @@ def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
     return {**discovered, "pages": len(index)}
 
 
+def _shift(raw_ref: str | None, by: int) -> str | None:
+    """``raw_ref`` of a record moved ``by`` bytes later in its file (files are concatenated)."""
+    if raw_ref is None or not by:
+        return raw_ref
+    key, _, offset = raw_ref.rpartition("#")
+    return f"{key}#{int(offset) + by}"
+
+
 def _lake_opener(lake: Lake) -> Any:
     def opener(key: str) -> IO[bytes]:
         return io.BytesIO(lake.get_bytes(key))
@@ -226,10 +267,7 @@ def _lake_opener(lake: Lake) -> Any:
 
 def _pages(run: Run, src: SourceConfig, mode: str) -> Iterator[Page]:
     if mode == "warc":
-        from etl.store import seen_ids
-
-        seen = seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval)
-        yield from read_warc(src, run.interval, seen=seen)
+        yield from read_warc(src, run.interval, seen=_seen_urls(run))
         return
     index = _read_jsonl(run.lake.get_bytes(_index_key(src.id, run.interval)))
     if not index:

@@ -1,0 +1,701 @@
+"""The interval runner (etl.runner) end to end: discover → fetch → process → publish → validate.
+
+Every test runs against real local sites on 127.0.0.1 (the shipped seeds site served by
+:class:`etl.devsite.DevSite`, or a :class:`sites.Site` route table) and a lake in a tmp folder.
+What the server saw (its request log) is the reference for "every URL tried" and "no request".
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from sites import Response, Site
+from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from etl.config import QualitySettings, Settings
+from etl.devsite import DevSite
+from etl.errors import EtlError, QualityError, SourceError
+from etl.records import Interval
+from etl.runner import (
+    Run,
+    discover_step,
+    fetch_step,
+    process_step,
+    publish_step,
+    run_interval,
+    validate_step,
+)
+from etl.store import read_articles, read_manifest
+from etl.warc import raw_key, read_record
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds" / "site"
+KHARKIV = "/2022/05/14/russia-withdraw-kharkiv/"
+UA = "newsetl-test/0.1 (+https://example.org/newsetl-tests)"
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+HOUR9 = Interval(utc(2022, 5, 14, 9), utc(2022, 5, 14, 10))  # the Kharkiv article: 09:30Z
+HOUR10 = Interval(utc(2022, 5, 14, 10), utc(2022, 5, 14, 11))
+
+
+# -- sites ---------------------------------------------------------------------------------------
+
+
+class LoggedDevSite(DevSite):
+    """The real DevSite, plus a log of the paths it was asked for (in arrival order)."""
+
+    def __init__(self, root: Path) -> None:
+        self.paths: list[str] = []
+        super().__init__(root)
+
+    def _handler(self) -> Any:
+        base = super()._handler()
+        paths = self.paths
+
+        class Logged(base):  # type: ignore[misc,valid-type]
+            def do_GET(self) -> None:
+                paths.append(self.path)
+                super().do_GET()
+
+        return Logged
+
+
+@pytest.fixture
+def seeds_site() -> Iterator[LoggedDevSite]:
+    with LoggedDevSite(SEEDS) as site:
+        yield site
+
+
+def served_seed(site: DevSite, path: str) -> bytes:
+    """The bytes the DevSite serves for a seeds page."""
+    f = SEEDS / path.strip("/") / "index.html"
+    return f.read_bytes().replace(b"{{BASE}}", site.base.encode())
+
+
+def paragraphs(*texts: str) -> str:
+    return "".join(f"<p>{t}</p>" for t in texts)
+
+
+def article_html(title: str, body: str, *, author: str = "Morgan Ellis") -> bytes:
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{title} | Harbour Gazette</title></head><body>"
+        "<header><nav><a href='/'>Home</a> <a href='/local/'>Local</a></nav></header>"
+        f"<main><article><h1>{title}</h1><p class='byline'>By {author}</p>{body}</article></main>"
+        "<footer><p>© Harbour Gazette</p></footer></body></html>"
+    ).encode()
+
+
+FERRY = article_html(
+    "Harbour ferry returns after winter refit",
+    paragraphs(
+        "The harbour ferry returned to service on Monday after a three-month refit that "
+        "replaced both engines and rebuilt the passenger lounge, the port authority said.",
+        "Commuters lined up at the north terminal before dawn for the first crossing, which left "
+        "on schedule at a quarter past six and reached the island twenty minutes later.",
+        "The authority said the new engines burn about a third less fuel than the old pair, and "
+        "that the vessel should now run for another fifteen years before it needs replacing.",
+        "Fares will stay at their current level until the end of the year, but a review of the "
+        "fee schedule is planned for next spring, according to the authority's chair.",
+    ),
+)
+LIBRARY = article_html(
+    "Library extends weekend opening hours in three branches",
+    paragraphs(
+        "The city library will open its three largest branches on Sunday afternoons from next "
+        "month, after a pilot last autumn drew more visitors than its organisers expected.",
+        "Librarians counted nearly two thousand people over eight Sundays, many of them families "
+        "using the children's rooms and students looking for a quiet place to revise.",
+        "The board approved the extra hours on Tuesday evening and said the cost would be covered "
+        "by savings from a new heating contract signed earlier in the year.",
+    ),
+    author="Priya Raman",
+)
+STORM = article_html(
+    "Overnight storm topples trees across the east end",
+    paragraphs(
+        "Crews spent Wednesday clearing fallen trees and branches after gusts of more than ninety "
+        "kilometres an hour swept through the east end overnight, cutting power to many homes.",
+        "The utility said most customers had their electricity back by noon, although a handful "
+        "of streets near the river were expected to stay dark until late in the evening.",
+        "No injuries were reported. The city asked residents to stay away from downed lines and "
+        "to report blocked storm drains before more rain arrives at the weekend.",
+        "Forecasters said the system was unusually strong for the season and that a second, "
+        "weaker front could bring showers and cooler temperatures on Friday afternoon.",
+        "Parks staff closed two trails in the ravine while arborists check the remaining trees, "
+        "and the annual spring cleanup planned for Saturday has been postponed by a week.",
+    ),
+    author="Jonah Whitford",
+)
+NO_TEXT = (
+    b"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Harbour Gazette</title>"
+    b"</head><body><header><nav><a href='/'>Home</a> <a href='/local/'>Local</a></nav></header>"
+    b"<main><div class='spinner'></div></main><footer></footer></body></html>"
+)
+PDF = b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n" + b"\x00" * 256
+
+
+def rss(base: str, items: Iterable[tuple[str, str]]) -> Response:
+    """An RSS feed of ``(path, RFC-822 date)`` items."""
+    entries = "".join(
+        f"<item><title>{path}</title><link>{base}{path}</link><guid>{base}{path}</guid>"
+        f"<pubDate>{date}</pubDate></item>"
+        for path, date in items
+    )
+    body = (
+        "<?xml version='1.0' encoding='UTF-8'?><rss version='2.0'><channel>"
+        f"<title>Harbour Gazette</title><link>{base}/</link><description>news</description>"
+        f"{entries}</channel></rss>"
+    )
+    return Response(200, body.encode(), content_type="application/rss+xml")
+
+
+def html(body: bytes) -> Response:
+    return Response(200, body, content_type="text/html; charset=utf-8")
+
+
+# -- sources files, runs, lake reading -----------------------------------------------------------
+
+
+def sources_file(tmp_path: Path, *entries: dict[str, Any], **fetch: Any) -> Path:
+    """A sources.yaml for loopback sites: private addresses allowed, no delays, fast retries."""
+    data = {
+        "allow_private_addresses": True,
+        "user_agent": UA,
+        "fetch": {
+            "backoff_base_s": 0.01,
+            "backoff_max_s": 0.05,
+            "connect_timeout_s": 2.0,
+            "read_timeout_s": 2.0,
+            "total_timeout_s": 5.0,
+            **fetch,
+        },
+        "sources": [{"per_host_delay_s": 0.0, **e} for e in entries],
+    }
+    path = tmp_path / "sources.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def open_run(
+    tmp_path: Path, sources: Path, interval: Interval = HOUR9, *, refetch: bool = False, **kw: Any
+) -> Run:
+    settings = Settings(lake=str(tmp_path / "lake"), sources=sources, **kw)
+    return Run.open(settings, interval, refetch=refetch)
+
+
+class RecordingLake:
+    """A lake that records the order of its writes and deletes (reads pass through)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.ops: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.ops.append(("put", key))
+        self.inner.put_bytes(key, data)
+
+    def put_file(self, key: str, path: Any) -> None:
+        self.ops.append(("put", key))
+        self.inner.put_file(key, path)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        self.ops += [("delete", k) for k in keys]
+        self.inner.delete(keys)
+
+
+def table(run: Run, key: str) -> pa.Table:
+    return pq.read_table(io.BytesIO(run.lake.get_bytes(key)))
+
+
+def articles(run: Run, interval: Interval | None = None) -> list[dict[str, Any]]:
+    """The published rows of ``interval`` (default: the run's), as listed by its manifest."""
+    iv = interval or run.interval
+    manifest = read_manifest(run.lake, iv)
+    assert manifest is not None, f"{iv.id} not published"
+    return [r for s in manifest["shards"] for r in table(run, s["key"]).to_pylist()]
+
+
+def fetch_log(run: Run, interval: Interval | None = None) -> list[dict[str, Any]]:
+    iv = interval or run.interval
+    return table(run, f"fetch_log/dt={iv.dt}/{iv.id}.parquet").to_pylist()
+
+
+def log_key(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (row["purpose"], row["url"], row["source_id"] or "")
+
+
+def warc_records(data: bytes) -> list[tuple[str, str, str | None]]:
+    """``(WARC-Type, target URI, HTTP status)`` of every record of a WARC file."""
+    out = []
+    for rec in ArchiveIterator(io.BytesIO(data)):
+        status = rec.http_headers.get_statuscode() if rec.rec_type == "response" else None
+        out.append((rec.rec_type, rec.rec_headers.get_header("WARC-Target-URI") or "", status))
+    return out
+
+
+def record_at(run: Run, raw_ref: str) -> Any:
+    """The Page a ``raw_ref`` (``<lake key>#<offset>``) points to, read back from the lake."""
+    key, _, offset = raw_ref.rpartition("#")
+    return read_record(io.BytesIO(run.lake.get_bytes(key)), int(offset), ref=raw_ref)
+
+
+def seeds_sources(tmp_path: Path, site: DevSite) -> Path:
+    return sources_file(
+        tmp_path,
+        {"id": "seeds-sitemap", "kind": "sitemap", "url": f"{site.base}/sitemap.xml"},
+        {"id": "seeds-feed", "kind": "rss", "url": f"{site.base}/feed.xml"},
+    )
+
+
+# -- the seeds site: one interval, end to end ----------------------------------------------------
+
+
+def test_run_over_the_seeds_site_publishes_kharkiv_once_with_its_raw_archive(
+    tmp_path: Path, seeds_site: LoggedDevSite
+) -> None:
+    base = seeds_site.base
+    run = open_run(tmp_path, seeds_sources(tmp_path, seeds_site))
+    lake = RecordingLake(run.lake)
+    run = replace(run, lake=lake)
+
+    out = run_interval(run)
+
+    # the article, once: both sources listed it, dedupe kept one
+    rows = articles(run)
+    assert len(rows) == 1 and out["articles"] == 1
+    row = rows[0]
+    assert row["url"] == base + KHARKIV
+    assert "Kharkiv" in row["title"]
+    assert row["source_id"] in ("seeds-sitemap", "seeds-feed")
+    assert row["http_status"] == 200 and row["dt"] == "2022-05-14"
+    assert [(p["source"], p["mode"], p["count"], p["rows"]) for p in out["sources"]] == [
+        ("seeds-sitemap", "fetch", 1, 1),
+        ("seeds-feed", "fetch", 1, 1),
+    ]
+    manifest = read_manifest(run.lake, HOUR9)
+    assert manifest is not None
+    assert manifest["extra"]["dedupe"]["rows_in"] == 2
+    assert manifest["extra"]["dedupe"]["duplicate_id"] == 1
+    assert out["quality"]["articles"] == 1 and out["quality"]["empty_rate"] == 0.0
+
+    # raw zone: a WARC per source with request + response for robots.txt, listing, article
+    for source_id, listing in (("seeds-sitemap", "/sitemap.xml"), ("seeds-feed", "/feed.xml")):
+        key = f"raw/dt=2022-05-14/source={source_id}/{HOUR9.id}.warc.gz"
+        assert key == raw_key(source_id, HOUR9)
+        records = warc_records(run.lake.get_bytes(key))
+        assert records[0][0] == "warcinfo"
+        for path in ("/robots.txt", listing, KHARKIV):
+            assert ("request", base + path, None) in records, (source_id, path)
+            assert ("response", base + path, "200") in records, (source_id, path)
+        assert sum(1 for r in records if r[:2] == ("response", base + KHARKIV)) == 1
+        index_key = key.removesuffix(".warc.gz") + ".pages.jsonl"
+        index = run.lake.get_bytes(index_key).decode().splitlines()
+        assert len(index) == 1 and base + KHARKIV in index[0] and f'"{key}#' in index[0]
+
+    # the row's raw_ref points at the response record of the article in a raw WARC
+    ref = row["raw_ref"]
+    assert ref.startswith(raw_key(row["source_id"], HOUR9) + "#")
+    page = record_at(run, ref)
+    assert page.url == base + KHARKIV and page.http_status == 200
+    assert page.body == served_seed(seeds_site, KHARKIV)
+
+    # fetch_log: one row per URL tried, exactly what the server saw
+    log = fetch_log(run)
+    assert Counter(urlsplit(r["url"]).path for r in log) == Counter(seeds_site.paths)
+    assert Counter(r["purpose"] for r in log) == {
+        "robots": 4,
+        "sitemap": 1,
+        "feed": 1,
+        "article": 2,
+    }
+    assert all(r["status"] == 200 and r["error_class"] is None for r in log)
+    assert {r["source_id"] for r in log} == {"seeds-sitemap", "seeds-feed"}
+    assert manifest["fetch_log"]["rows"] == len(log) == out["urls_tried"] == 8
+    # ... and each row's raw_ref is the response it describes
+    for r in log:
+        got = record_at(run, r["raw_ref"])
+        assert (got.url, got.http_status) == (r["url"], r["status"]), r
+
+    # the manifest is the last object written; only staging deletes follow it
+    manifest_put = ("put", f"_runs/{HOUR9.id}.json")
+    assert [op for op in lake.ops if op[0] == "put"][-1] == manifest_put
+    after = lake.ops[lake.ops.index(manifest_put) + 1 :]
+    assert after and all(op == "delete" and k.startswith("_staging/") for op, k in after)
+    assert run.lake.list("_staging/") == []
+
+
+def test_rerun_replays_the_raw_archive_without_a_request(
+    tmp_path: Path, seeds_site: LoggedDevSite
+) -> None:
+    sources = seeds_sources(tmp_path, seeds_site)
+    run = open_run(tmp_path, sources)
+    first = run_interval(run)
+    keys = run.lake.list()
+    rows, log = articles(run), fetch_log(run)
+    raw = {k: run.lake.get_bytes(k) for k in keys if k.startswith("raw/")}
+    seeds_site.paths.clear()
+
+    again = run_interval(open_run(tmp_path, sources))
+
+    assert seeds_site.paths == []  # no request reached the server
+    assert [p["mode"] for p in again["sources"]] == ["replay", "replay"]
+    assert [r["article_id"] for r in articles(run)] == [r["article_id"] for r in rows]
+    assert [r["raw_ref"] for r in articles(run)] == [r["raw_ref"] for r in rows]
+    assert (again["articles"], again["urls_tried"]) == (first["articles"], first["urls_tried"])
+    assert sorted(fetch_log(run), key=log_key) == sorted(log, key=log_key)  # kept, same rows
+    assert run.lake.list() == keys  # no stale or duplicate objects
+    assert {k: run.lake.get_bytes(k) for k in raw} == raw  # the raw archive is untouched
+    assert again["deleted"] == []
+
+
+def test_refetch_fetches_again_and_still_keeps_one_copy(
+    tmp_path: Path, seeds_site: LoggedDevSite
+) -> None:
+    sources = seeds_sources(tmp_path, seeds_site)
+    run = open_run(tmp_path, sources)
+    run_interval(run)
+    keys, ids = run.lake.list(), [r["article_id"] for r in articles(run)]
+    first_requests = Counter(seeds_site.paths)
+    seeds_site.paths.clear()
+
+    again = run_interval(open_run(tmp_path, sources, refetch=True))
+
+    assert Counter(seeds_site.paths) == first_requests  # fetched again, same URLs
+    assert [p["mode"] for p in again["sources"]] == ["fetch", "fetch"]
+    assert [r["article_id"] for r in articles(run)] == ids
+    assert len(fetch_log(run)) == again["urls_tried"] == 8
+    assert run.lake.list() == keys
+    assert run.lake.list(f"articles/dt={HOUR9.dt}/") == [
+        f"articles/dt={HOUR9.dt}/{HOUR9.id}-000.parquet"
+    ]
+    for source_id in ("seeds-sitemap", "seeds-feed"):  # the raw archive replaced, not appended to
+        records = warc_records(run.lake.get_bytes(raw_key(source_id, HOUR9)))
+        assert sum(1 for r in records if r[:2] == ("response", seeds_site.base + KHARKIV)) == 1
+        assert sum(1 for r in records if r[0] == "warcinfo") <= 2
+    row = articles(run)[0]
+    assert record_at(run, row["raw_ref"]).body == served_seed(seeds_site, KHARKIV)
+
+
+# -- the seen index ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def news_site(site: Site) -> Site:
+    """Articles with trailing-slash URLs, and a URL list naming the ferry story twice: in HOUR9,
+    and again in HOUR10 (re-listed with a tracking parameter), next to a new story of HOUR10."""
+    b = site.base
+    site.routes.update(
+        {
+            "/robots.txt": Response(
+                200, b"User-agent: *\nDisallow: /private/\n", content_type="text/plain"
+            ),
+            "/list.txt": Response(
+                200,
+                (
+                    f"{b}/news/ferry-returns/ 2022-05-14T09:30:00Z\n"
+                    f"{b}/news/ferry-returns/?utm_source=rss 2022-05-14T10:20:00Z\n"
+                    f"{b}/news/library-hours/ 2022-05-14T10:40:00Z\n"
+                ).encode(),
+                content_type="text/plain; charset=utf-8",
+            ),
+            "/news/ferry-returns/": html(FERRY),
+            "/news/library-hours/": html(LIBRARY),
+        }
+    )
+    return site
+
+
+def test_seen_article_is_not_fetched_again_but_its_own_interval_reproduces_it(
+    tmp_path: Path, news_site: Site
+) -> None:
+    b = news_site.base
+    sources = sources_file(tmp_path, {"id": "gazette", "kind": "urls", "url": f"{b}/list.txt"})
+    earlier = open_run(tmp_path, sources, HOUR9)
+    run_interval(earlier)
+    ferry = articles(earlier)
+    assert [r["url"] for r in ferry] == [f"{b}/news/ferry-returns/"]
+
+    n = len(news_site.requests())
+    later = run_interval(open_run(tmp_path, sources, HOUR10))
+    asked = [r.path for r in news_site.requests()[n:]]
+    assert "/news/ferry-returns/" not in asked  # the candidate was skipped: no request
+    assert "/news/library-hours/" in asked
+    assert later["sources"][0]["count"] == 1
+    assert [r["url"] for r in articles(earlier, HOUR10)] == [f"{b}/news/library-hours/"]
+    assert not any("ferry" in r["url"] for r in fetch_log(earlier, HOUR10))
+
+    # rerunning the earlier interval reproduces it: it is never in its own seen index
+    replayed = run_interval(open_run(tmp_path, sources, HOUR9))
+    assert replayed["sources"][0]["mode"] == "replay"
+    assert [r["article_id"] for r in articles(earlier)] == [r["article_id"] for r in ferry]
+    n = len(news_site.requests())
+    refetched = run_interval(open_run(tmp_path, sources, HOUR9, refetch=True))
+    assert "/news/ferry-returns/" in [r.path for r in news_site.requests()[n:]]
+    assert refetched["sources"][0]["count"] == 1 and refetched["articles"] == 1
+    assert [r["article_id"] for r in articles(earlier)] == [r["article_id"] for r in ferry]
+    # the day's partition holds each story once
+    assert [r["url"] for r in read_articles(earlier.lake, HOUR9.dt).to_pylist()] == [
+        f"{b}/news/ferry-returns/",
+        f"{b}/news/library-hours/",
+    ]
+
+
+# -- failures are rows ---------------------------------------------------------------------------
+
+
+def test_failures_become_fetch_log_rows_and_the_good_articles_are_published(
+    tmp_path: Path, news_site: Site
+) -> None:
+    b = news_site.base
+    when = "Sat, 14 May 2022 09:30:00 +0000"
+    paths = [
+        "/news/ferry-returns/",
+        "/news/missing/",
+        "/news/budget-report/",
+        "/private/leak/",
+        "/news/loading/",
+        "/news/library-hours/",
+    ]
+    news_site.routes.update(
+        {
+            "/feed.xml": rss(b, [(p, when) for p in paths]),
+            "/news/budget-report/": Response(200, PDF, content_type="application/pdf"),
+            "/news/loading/": html(NO_TEXT),
+            "/private/leak/": html(STORM),
+        }
+    )
+    sources = sources_file(tmp_path, {"id": "gazette", "kind": "rss", "url": f"{b}/feed.xml"})
+    run = open_run(tmp_path, sources)
+
+    out = run_interval(run)
+
+    assert sorted(r["url"] for r in articles(run)) == [
+        f"{b}/news/ferry-returns/",
+        f"{b}/news/library-hours/",
+    ]
+    log = fetch_log(run)
+    by = {(r["purpose"], urlsplit(r["url"]).path): r for r in log}
+    # one row per URL and purpose (robots.txt: once per step, discover and fetch)
+    assert len(by) == len(log) - 1 and by["robots", "/robots.txt"]["status"] == 200
+    assert (
+        by["article", "/news/missing/"]["status"],
+        by["article", "/news/missing/"]["error_class"],
+    ) == (404, "http-4xx")
+    assert by["article", "/news/budget-report/"]["error_class"] == "wrong-type"
+    assert by["article", "/news/budget-report/"]["status"] == 200
+    assert by["article", "/private/leak/"]["error_class"] == "robots"
+    assert by["article", "/private/leak/"]["status"] is None
+    assert by["article", "/news/loading/"]["error_class"] is None  # fetched fine ...
+    no_text = by["extract", "/news/loading/"]  # ... but holds no article
+    assert no_text["error_class"] == "no-text" and no_text["source_id"] == "gazette"
+    assert by["article", "/news/ferry-returns/"]["error_class"] is None
+    assert out["sources"][0]["failed"] == 1
+
+    # every URL tried has its row; robots.txt kept the server from seeing the blocked one
+    asked = Counter(r.path for r in news_site.requests())
+    assert "/private/leak/" not in asked
+    tried = Counter(urlsplit(r["url"]).path for r in log if r["purpose"] != "extract")
+    assert tried - Counter({"/private/leak/": 1}) == asked
+    # every response is in the raw archive, errors included
+    records = warc_records(run.lake.get_bytes(raw_key("gazette", HOUR9)))
+    assert ("response", f"{b}/news/missing/", "404") in records
+    assert ("response", f"{b}/news/budget-report/", "200") in records
+    assert ("response", f"{b}/news/loading/", "200") in records
+    assert not any(uri == f"{b}/private/leak/" for _, uri, _ in records)
+    for r in log:
+        if r["raw_ref"]:
+            got = record_at(run, r["raw_ref"])
+            assert (got.url, got.http_status) == (r["url"], r["status"]), r
+
+    # a replay keeps them all: same rows, same articles, no request
+    n = len(news_site.requests())
+    again = run_interval(open_run(tmp_path, sources))
+    assert again["sources"][0]["mode"] == "replay" and len(news_site.requests()) == n
+    assert sorted(fetch_log(run), key=log_key) == sorted(log, key=log_key)
+    assert again["articles"] == 2 and again["sources"][0]["failed"] == 1
+
+
+def test_a_listing_failing_with_503_is_a_transient_error(tmp_path: Path, site: Site) -> None:
+    site.routes["/feed.xml"] = Response(503, b"busy", content_type="text/plain")
+    sources = sources_file(
+        tmp_path, {"id": "busy-feed", "kind": "rss", "url": site.url("/feed.xml")}, max_attempts=2
+    )
+    run = open_run(tmp_path, sources)
+
+    with pytest.raises(EtlError) as info:
+        discover_step(run, "busy-feed")
+    assert isinstance(info.value, SourceError)
+    assert info.value.transient is True
+    assert "busy-feed" in str(info.value) and site.url("/feed.xml") in str(info.value)
+    assert len(site.requests("/feed.xml")) == 2  # retried, then gave up for Airflow to retry
+    with pytest.raises(EtlError) as again:
+        run_interval(run)
+    assert again.value.transient
+    # nothing that a retry would mistake for a finished fetch: no raw index, no manifest
+    assert [k for k in run.lake.list() if not k.startswith(("_staging/", "_state/"))] == []
+
+    # once the feed answers, the retry fetches (it does not replay an empty archive)
+    site.routes["/feed.xml"] = rss(
+        site.base, [("/news/ferry-returns/", "Sat, 14 May 2022 09:30:00 +0000")]
+    )
+    site.routes["/news/ferry-returns/"] = html(FERRY)
+    out = run_interval(run)
+    assert out["sources"][0]["mode"] == "fetch" and out["articles"] == 1
+
+
+# -- a warc source -------------------------------------------------------------------------------
+
+
+def write_warc(path: Path, records: list[tuple[str, datetime, str, bytes]]) -> None:
+    """A gzipped WARC of request + response records ``(url, date, content type, body)``."""
+    with path.open("wb") as fh:
+        writer = WARCWriter(fh, gzip=True)
+        for url, when, ctype, body in records:
+            date = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+            target = "/" + url.split("/", 3)[3]
+            req = writer.create_warc_record(
+                url,
+                "request",
+                payload=io.BytesIO(b""),
+                length=0,
+                http_headers=StatusAndHeaders(
+                    f"GET {target} HTTP/1.1", [("Host", "x")], is_http_request=True
+                ),
+                warc_headers_dict={"WARC-Date": date},
+            )
+            writer.write_record(req)
+            headers = [("Content-Type", ctype), ("Content-Length", str(len(body)))]
+            resp = writer.create_warc_record(
+                url,
+                "response",
+                payload=io.BytesIO(body),
+                length=len(body),
+                http_headers=StatusAndHeaders("200 OK", headers, protocol="HTTP/1.1"),
+                warc_headers_dict={"WARC-Date": date},
+            )
+            writer.write_record(resp)
+
+
+def test_warc_source_publishes_only_in_interval_records_of_allowed_domains(tmp_path: Path) -> None:
+    warc = tmp_path / "crawl.warc.gz"
+    a, other = "https://gazette.example", "https://elsewhere.example"
+    write_warc(
+        warc,
+        [
+            (f"{a}/news/ferry-returns", utc(2022, 5, 14, 9, 10), "text/html; charset=utf-8", FERRY),
+            (f"{a}/news/library-hours", utc(2022, 5, 14, 8, 59), "text/html", LIBRARY),
+            (f"{other}/news/storm", utc(2022, 5, 14, 9, 20), "text/html", STORM),
+            (f"{a}/img/ferry.png", utc(2022, 5, 14, 9, 21), "image/png", b"\x89PNG\r\n\x1a\n"),
+            (f"{a}/news/storm", utc(2022, 5, 14, 9, 59, 59), "text/html", STORM),
+            (f"{a}/news/late", utc(2022, 5, 14, 10), "text/html", LIBRARY),  # [start, end)
+        ],
+    )
+    sources = sources_file(
+        tmp_path,
+        {"id": "crawl", "kind": "warc", "path": str(warc), "domains": ["gazette.example"]},
+    )
+    run = open_run(tmp_path, sources)
+
+    out = run_interval(run)
+
+    rows = sorted(articles(run), key=lambda r: r["url"])
+    assert [r["url"] for r in rows] == [f"{a}/news/ferry-returns", f"{a}/news/storm"]
+    assert out["sources"][0]["mode"] == "warc"
+    assert {r["source_id"] for r in rows} == {"crawl"}
+    for r, body in zip(rows, (FERRY, STORM), strict=True):
+        path, _, offset = r["raw_ref"].rpartition("#")
+        assert path == str(warc)
+        with warc.open("rb") as fh:
+            page = read_record(fh, int(offset))
+        assert (page.url, page.body) == (r["url"], body)
+    assert run.lake.list("raw/") == []  # nothing fetched: no raw archive of our own
+
+    again = run_interval(open_run(tmp_path, sources))  # a rerun reproduces it
+    assert again["articles"] == 2
+    assert sorted(r["article_id"] for r in articles(run)) == sorted(r["article_id"] for r in rows)
+
+
+# -- the quality gate ----------------------------------------------------------------------------
+
+
+def test_quality_gate_refuses_an_interval_with_too_many_short_articles(
+    tmp_path: Path, news_site: Site
+) -> None:
+    b = news_site.base
+    when = "Sat, 14 May 2022 09:30:00 +0000"
+    news_site.routes["/feed.xml"] = rss(
+        b, [(p, when) for p in ("/news/ferry-returns/", "/news/library-hours/", "/news/storm/")]
+    )
+    news_site.routes["/news/storm/"] = html(STORM)
+    sources = sources_file(tmp_path, {"id": "gazette", "kind": "rss", "url": f"{b}/feed.xml"})
+    run = open_run(tmp_path, sources)
+    run_interval(run)  # the default gate passes
+    words = sorted(r["word_count"] for r in articles(run))
+    assert len(words) == 3 and words[0] < words[1] < words[2]
+
+    def gate(**quality: Any) -> Callable[[], dict[str, Any]]:
+        settings = replace(run.settings, quality=replace(QualitySettings(), **quality))
+        return lambda: validate_step(replace(run, settings=settings))
+
+    assert gate(min_words=words[0])()["empty_rate"] == 0.0
+    with pytest.raises(QualityError) as info:
+        gate(min_words=words[2] + 1)()
+    assert HOUR9.id in str(info.value) and "empty-text rate 100.0%" in str(info.value)
+    # one of three is short: above a 0.3 threshold, within a 0.34 one
+    with pytest.raises(QualityError):
+        gate(min_words=words[1], max_empty_rate=0.3)()
+    assert gate(min_words=words[1], max_empty_rate=0.34)()["empty_rate"] == pytest.approx(
+        1 / 3, abs=1e-3
+    )
+
+    # a run whose settings demand long articles fails at its validate step
+    strict = open_run(tmp_path, sources, quality=QualitySettings(min_words=10_000))
+    with pytest.raises(QualityError):
+        run_interval(strict)
+    # and an interval never published does not pass
+    with pytest.raises(QualityError, match="not published"):
+        validate_step(replace(run, interval=HOUR10))
+
+
+# -- the steps, one by one (as the DAG runs them) ------------------------------------------------
+
+
+def test_steps_talk_through_the_lake_only(tmp_path: Path, seeds_site: LoggedDevSite) -> None:
+    """Each step gets a fresh Run (as a separate Airflow task would) and JSON-able inputs."""
+    sources = seeds_sources(tmp_path, seeds_site)
+
+    def fresh() -> Run:
+        return open_run(tmp_path, sources)
+
+    processed = []
+    for source_id in ("seeds-sitemap", "seeds-feed"):
+        found = json.loads(json.dumps(discover_step(fresh(), source_id)))
+        fetched = json.loads(json.dumps(fetch_step(fresh(), found)))
+        processed.append(json.loads(json.dumps(process_step(fresh(), fetched))))
+    published = publish_step(fresh(), processed)
+    assert published["articles"] == 1 and published["urls_tried"] == 8
+    assert validate_step(fresh())["articles"] == 1
+    assert fresh().lake.list("_staging/") == []
