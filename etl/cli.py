@@ -33,6 +33,13 @@ app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True)  # messages name paths and URLs: never wrap them
 out = Console(highlight=False, soft_wrap=True)
 
+LakeOpt = Annotated[str | None, typer.Option(help="Lake URI (default: $NEWSETL_LAKE or ./lake).")]
+StartOpt = Annotated[
+    str | None, typer.Option(help="Interval start (ISO); default: last full hour.")
+]
+EndOpt = Annotated[str | None, typer.Option(help="Interval end (ISO); default: start + 1 h.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")]
+
 
 def _progress(total: int | None, label: str) -> Progress:
     return Progress(
@@ -98,7 +105,7 @@ def extract(
     paths: Annotated[
         list[Path], typer.Argument(help="Files or folders of .html / .html.gz pages.")
     ],
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 1,
+    workers: WorkersOpt = 1,
     human: Annotated[
         bool, typer.Option("--human", help="Readable report: removed lines with rule ids.")
     ] = False,
@@ -133,7 +140,7 @@ def evaluate_cmd(
     baseline: Annotated[
         bool, typer.Option("--baseline", help="Also score bare trafilatura (defaults).")
     ] = False,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Precision / recall / F1 of newsetl on a corpus (the benchmark's shingle metric)."""
     from etl.evaluate import corpus_pages, evaluate, load_truth
@@ -186,9 +193,7 @@ def _parse_time(value: str | None, what: str) -> datetime | None:
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="SQL over the table `articles` (and `fetch_log`).")],
-    lake: Annotated[
-        str | None, typer.Option(help="Lake URI (default: $NEWSETL_LAKE or ./lake).")
-    ] = None,
+    lake: LakeOpt = None,
 ) -> None:
     """Run DuckDB SQL over the lake's Parquet."""
     from etl.query import run_query
@@ -234,25 +239,19 @@ def _local_pages(
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders of saved pages.")],
-    lake: Annotated[
-        str | None, typer.Option(help="Lake URI (default: $NEWSETL_LAKE or ./lake).")
-    ] = None,
+    lake: LakeOpt = None,
     source_id: Annotated[str, typer.Option("--source-id", help="source_id of the rows.")] = "local",
     base_url: Annotated[
         str | None,
         typer.Option("--base-url", help="Site root the folder mirrors (gives each page its URL)."),
     ] = None,
-    start: Annotated[
-        str | None, typer.Option(help="Interval start (ISO); default: last full hour.")
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option(help="Interval end (ISO); default: start + 1 h.")
-    ] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     exclude: Annotated[
         list[str] | None,
         typer.Option("--exclude", help="Skip files whose path under the folder matches (glob)."),
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Run the article core on saved pages and publish them as one lake interval."""
     from etl.pipeline import ingest as run_ingest
@@ -301,19 +300,13 @@ def run(
     sources: Annotated[
         str | None, typer.Option(help="sources.yaml (default: $NEWSETL_SOURCES).")
     ] = None,
-    lake: Annotated[
-        str | None, typer.Option(help="Lake URI (default: $NEWSETL_LAKE or ./lake).")
-    ] = None,
-    start: Annotated[
-        str | None, typer.Option(help="Interval start (ISO); default: last full hour.")
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option(help="Interval end (ISO); default: start + 1 h.")
-    ] = None,
+    lake: LakeOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     refetch: Annotated[
         bool, typer.Option("--refetch", help="Fetch again even if the raw archive exists.")
     ] = False,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1)] = 1,
+    workers: WorkersOpt = 1,
 ) -> None:
     """One pipeline run for one interval: discover → fetch → extract → clean → publish."""
     from etl.runner import (
