@@ -5,12 +5,13 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen --no-sync
-LAKE ?= ./lake
+LAKE ?= $(or $(NEWSETL_LAKE),./lake)
 
 .PHONY: help setup run test check bench clean
 
 help:
-	@echo "make run    - run the pipeline on the shipped seeds/ site into $(LAKE) and summarise"
+	@echo "make run    - serve seeds/ on 127.0.0.1, run the news_ingest DAG once through Airflow"
+	@echo "             (airflow_home/, SQLite) for the last complete hour into $(LAKE), summarise"
 	@echo "make test   - lint, type-check and run the test suite"
 	@echo "make check  - ruff (lint + format) and mypy --strict on etl/"
 	@echo "make bench  - quality, speed and memory benchmarks (figures printed)"
@@ -24,12 +25,11 @@ help:
 setup: .venv/.synced
 
 run: setup
-	$(RUN) newsetl ingest seeds/site --exclude index.html --base-url https://canadiannews.example/ \
-		--source-id seeds --lake $(LAKE)
+	$(RUN) python scripts/demo.py --lake $(LAKE)
 
 check: setup
-	$(RUN) ruff check etl tests bench dags
-	$(RUN) ruff format --check etl tests bench dags
+	$(RUN) ruff check etl tests bench dags scripts
+	$(RUN) ruff format --check etl tests bench dags scripts
 	$(RUN) mypy etl
 
 test: check
@@ -38,6 +38,7 @@ test: check
 bench: setup
 	$(RUN) python bench/bench_extract.py
 	$(RUN) python bench/bench_quality.py
+	$(RUN) python bench/bench_airflow.py
 
 clean:
-	rm -rf .venv lake .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv lake airflow_home .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,8 @@ Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gat
   An interval whose raw WARC archive exists is *replayed* with the current rules (no network);
   otherwise dated sources (sitemaps, WARC files) are discovered for that interval. The `refetch`
   param forces a fresh fetch.
-* **Manual runs** without a logical date cover the last complete hour.
+* **Manual runs** without a logical date (`airflow dags trigger news_ingest`) cover the last
+  hour complete when the run was created (its `run_after`), so retries keep the interval.
 * **Params** `sources` and `lake` override `NEWSETL_SOURCES` / `NEWSETL_LAKE` for one run; an S3
   lake is reached through the `news_lake` connection (conn type `aws`, `endpoint_url` in its
   extra) when it exists, else the standard AWS settings.
@@ -28,43 +29,51 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
 ARTICLES = Asset(name="news_articles", uri="newsetl://lake/articles")
 
 
-def _run(item: dict[str, Any]) -> Any:
-    """The etl Run for a task's item; terminal etl errors fail the task without retries."""
-    from datetime import datetime
+def _settings(lake: str | None, sources: str | None) -> Any:
+    """Settings for a run; an s3:// lake is reached through the ``news_lake`` connection when
+    it exists (its endpoint, region and keys), else through the standard AWS settings."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     from etl.config import load_settings
+    from etl.lake_config import CONN_ID
+
+    settings = load_settings(lake=lake, sources=sources)
+    if not settings.lake_settings.is_s3:
+        return settings
+    try:
+        c = Connection.get(CONN_ID)
+    except AirflowNotFoundException:
+        return settings  # no connection: the standard AWS chain
+    conn = {"login": c.login, "password": c.password, "extra": c.extra}
+    return load_settings(lake=settings.lake, sources=sources, lake_conn=conn)
+
+
+def _run(item: dict[str, Any]) -> Any:
+    """The etl Run for a task's item; a terminal etl error fails the task without retries."""
+    from datetime import datetime
+
     from etl.records import Interval
     from etl.runner import Run
 
-    conn = None
-    if str(item["lake"]).startswith("s3://"):
-        from airflow.sdk import Connection
-        from airflow.sdk.exceptions import AirflowRuntimeError
-
-        try:
-            c = Connection.get("news_lake")
-            conn = {"login": c.login, "password": c.password, "extra": c.extra}
-        except AirflowRuntimeError:
-            conn = None  # no connection: the standard AWS chain
-    settings = load_settings(lake=item["lake"], sources=item["sources"], lake_conn=conn)
+    settings = _step(_settings, item["lake"], item["sources"])
     interval = Interval(datetime.fromisoformat(item["start"]), datetime.fromisoformat(item["end"]))
-    return Run.open(settings, interval, refetch=bool(item.get("refetch")))
+    return _step(Run.open, settings, interval, refetch=bool(item.get("refetch")))
 
 
-def _step(fn: Any, *args: Any) -> Any:
+def _step(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run one etl step; a terminal EtlError becomes AirflowFailException (no retry)."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from etl.errors import EtlError
 
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except EtlError as exc:
         if exc.transient:
             raise
@@ -96,16 +105,18 @@ def news_ingest() -> None:
     @task
     def plan(**context: Any) -> list[dict[str, Any]]:
         """Resolve the interval and configuration, validate sources.yaml: one item per source."""
-        from etl.config import load_settings
         from etl.records import Interval
         from etl.runner import Run
         from etl.runner import plan as plan_sources
 
         params = context.get("params") or {}
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        interval = Interval(start, end) if start and end and end > start else None
-        interval = interval or Interval.last_complete_hour()
-        settings = load_settings(lake=params.get("lake"), sources=params.get("sources"))
+        if start and end and end > start:
+            interval = Interval(start, end)
+        else:  # a manual run without a logical date: the last hour complete when it was created
+            run_after = getattr(context.get("dag_run"), "run_after", None)
+            interval = Interval.last_complete_hour(run_after)
+        settings = _step(_settings, params.get("lake"), params.get("sources"))
         run = _step(Run.open, settings, interval)
         base = {
             "start": interval.start.isoformat(),
@@ -116,32 +127,33 @@ def news_ingest() -> None:
         }
         return [{**base, "source": sid} for sid in plan_sources(run)]
 
-    @task
+    # multiple_outputs=False: a task returning a dict pushes one XCom, not one more per key.
+    @task(multiple_outputs=False)
     def discover(item: dict[str, Any]) -> dict[str, Any]:
         from etl.runner import discover_step
 
         return {**item, **_step(discover_step, _run(item), item["source"])}
 
-    @task(pool="news_http")
+    @task(pool="news_http", multiple_outputs=False)
     def fetch(item: dict[str, Any]) -> dict[str, Any]:
         from etl.runner import fetch_step
 
         return {**item, **_step(fetch_step, _run(item), item)}
 
-    @task
+    @task(multiple_outputs=False)
     def process(item: dict[str, Any]) -> dict[str, Any]:
         from etl.runner import process_step
 
         return {**item, **_step(process_step, _run(item), item)}
 
-    @task
+    @task(multiple_outputs=False)
     def publish(items: list[dict[str, Any]]) -> dict[str, Any]:
         from etl.runner import publish_step
 
-        items = list(items)
+        items = list(items[:])  # one slice request for the mapped results, not one per item
         return {**items[0], **_step(publish_step, _run(items[0]), items)}
 
-    @task(outlets=[ARTICLES])
+    @task(outlets=[ARTICLES], multiple_outputs=False)
     def validate(published: dict[str, Any]) -> dict[str, Any]:
         from etl.runner import validate_step
 

@@ -30,7 +30,7 @@ def _read_all(lake: Lake, keys: list[str]) -> pa.Table:
     tables = []
     for key in keys:
         try:
-            tables.append(pq.read_table(pa.BufferReader(lake.get_bytes(key))))
+            tables.append(pq.read_table(pa.BufferReader(lake.get_bytes(key)), use_threads=False))
         except (pa.ArrowInvalid, OSError) as exc:
             raise StoreError(key, f"not a readable Parquet file: {exc}") from exc
     return pa.concat_tables(tables, promote_options="default")

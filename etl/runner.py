@@ -134,8 +134,10 @@ def _seen_urls(run: Run) -> frozenset[str]:
         for key in run.lake.list(f"articles/dt={dt}/"):
             if not key.endswith(".parquet") or key.rsplit("/", 1)[-1][0] in "._" or own.match(key):
                 continue
-            data = io.BytesIO(run.lake.get_bytes(key))
-            table = pq.read_table(data, columns=["article_id", "url", "canonical_url"])
+            data = pa.BufferReader(run.lake.get_bytes(key))
+            table = pq.read_table(
+                data, columns=["article_id", "url", "canonical_url"], use_threads=False
+            )
             ids.update(str(x) for x in table.column("article_id").to_pylist() if x)
             for column in ("url", "canonical_url"):
                 for url in filter(None, table.column(column).to_pylist()):
@@ -240,7 +242,11 @@ def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
     # this step's records sit after the listings' in the raw file: so must their rows' raw_refs
     rows = [replace(r, raw_ref=_shift(r.raw_ref, len(head))) for r in fetcher.log]
     if run.lake.exists(head_log):  # the listings' rows travel with the raw archive from now on
-        earlier = pq.read_table(io.BytesIO(run.lake.get_bytes(head_log)), schema=fetch_log_schema())
+        earlier = pq.read_table(
+            pa.BufferReader(run.lake.get_bytes(head_log)),
+            schema=fetch_log_schema(),
+            use_threads=False,
+        )
         rows = [
             FetchLog(**{k: v for k, v in r.items() if k != "dt"}) for r in earlier.to_pylist()
         ] + rows
@@ -344,7 +350,7 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
     def batches() -> Iterator[pa.RecordBatch]:
         for key in staged:
             yield from pq.read_table(
-                io.BytesIO(run.lake.get_bytes(key)), schema=article_schema()
+                pa.BufferReader(run.lake.get_bytes(key)), schema=article_schema(), use_threads=False
             ).to_batches()
 
     logs = [k for k in run.lake.list(run.staging("fetch_log") + "/") if k.endswith(".parquet")]
@@ -355,7 +361,11 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
     fetch_log = (
         pa.concat_tables(
             [
-                pq.read_table(io.BytesIO(run.lake.get_bytes(k)), schema=fetch_log_schema())
+                pq.read_table(
+                    pa.BufferReader(run.lake.get_bytes(k)),
+                    schema=fetch_log_schema(),
+                    use_threads=False,
+                )
                 for k in logs
             ]
         )
@@ -415,10 +425,12 @@ def validate_step(run: Run) -> dict[str, Any]:
     short = 0
     for shard in manifest["shards"]:
         data = run.lake.get_bytes(shard["key"])
-        schema = pq.read_schema(io.BytesIO(data))
+        schema = pq.read_schema(pa.BufferReader(data))
         if not schema.equals(article_schema()):
             raise QualityError(shard["key"], "file does not match article schema v1")
-        table = pq.read_table(io.BytesIO(data), columns=["article_id", "word_count"])
+        table = pq.read_table(
+            pa.BufferReader(data), columns=["article_id", "word_count"], use_threads=False
+        )
         ids += [str(x) for x in table.column("article_id").to_pylist()]
         short += sum(1 for w in table.column("word_count").to_pylist() if (w or 0) < min_words)
     n = len(ids)

@@ -273,8 +273,14 @@ def _article_keys(lake: Lake, dt: str | None) -> list[str]:
 
 
 def _read(lake: Lake, key: str, columns: list[str] | None = None) -> pa.Table:
+    # use_threads=False here and wherever etl reads Parquet: a threaded read can leave the release
+    # of its source to an Arrow worker thread after returning, which then needs the GIL while the
+    # interpreter exits, and the process aborts ("terminate called without an active exception",
+    # apache/arrow#33975, #34314).
     try:
-        return pq.read_table(pa.BufferReader(lake.get_bytes(key)), columns=columns)
+        return pq.read_table(
+            pa.BufferReader(lake.get_bytes(key)), columns=columns, use_threads=False
+        )
     except (pa.ArrowInvalid, OSError) as exc:
         raise StoreError(key, f"not a readable Parquet file: {exc}") from exc
 

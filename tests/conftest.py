@@ -65,3 +65,61 @@ def s3_server(aws_offline_env: None) -> Iterator[Any]:
 
     with MotoServer() as server:
         yield server
+
+
+# ---------------------------------------------------------------------------------------------
+# Airflow (dags/; tests/test_dags.py, tests/test_airflow_e2e.py and the other slow Airflow
+# tests): Airflow only ever runs in subprocesses, never imported by the test session (importing
+# it reconfigures logging and fixes AIRFLOW_HOME for the whole process). Their environment comes
+# from scripts/airflow_local.py, the helper `make run` and `make bench` use too.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def airflow_local() -> Any:
+    """The module ``scripts/airflow_local.py``: ``airflow_vars``, ``subprocess_env``,
+    ``prepare_home``, ``dags_test`` (``airflow dags test`` with its final state), ``bin_path``."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    scripts = str(Path(__file__).resolve().parents[1] / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    return importlib.import_module("airflow_local")
+
+
+@pytest.fixture(scope="session")
+def airflow_env(
+    airflow_local: Any, aws_offline_env: None, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """A migrated Airflow home for the session, shared by every slow Airflow test.
+
+    Returns a dict of that home's Airflow variables (one dict for the session: copy it before
+    changing it):
+
+    - ``AIRFLOW_HOME``: a temp folder holding ``airflow.db`` (SQLite), migrated with
+      ``airflow db migrate``, and the ``news_http`` pool (4 slots);
+    - ``AIRFLOW__CORE__DAGS_FOLDER``: this repository's ``dags/``;
+    - ``AIRFLOW__API_AUTH__JWT_SECRET``: one random secret for the session;
+    - ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``, ``AIRFLOW__CORE__LOAD_EXAMPLES=False``, and
+      Airflow's network features off (metrics, traces, Sentry, e-mail; API URLs on loopback).
+
+    Merge it over the session's (offline AWS) environment to run Airflow, adding what the run
+    needs::
+
+        extra = {"NEWSETL_SOURCES": ..., "NEWSETL_LAKE": ...}
+        env = airflow_local.subprocess_env(airflow_env, extra)
+        result = airflow_local.dags_test(env, logical_date, log=tmp_path / "dags-test.log")
+        assert result.ok, result.tail()
+        # or: subprocess.run([airflow_local.bin_path("airflow"), ...], env=env)
+
+    ``subprocess_env`` drops inherited ``AIRFLOW__*``/``AIRFLOW_HOME`` settings and keeps
+    ``AIRFLOW_CONN_*`` (pass ``AIRFLOW_CONN_NEWS_LAKE`` in the extra dict for an S3 lake). The
+    database is shared: runs of ``news_ingest`` with the same logical date in two tests are the
+    same DAG run (``dags test`` clears and reruns it). Set-up costs ~10 s once per session.
+    """
+    home = tmp_path_factory.mktemp("airflow_home")
+    variables = airflow_local.airflow_vars(home, jwt_secret=airflow_local.new_jwt_secret())
+    airflow_local.prepare_home(home, airflow_local.subprocess_env(variables))
+    return dict(variables)
