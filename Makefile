@@ -36,9 +36,8 @@ test: check
 	$(RUN) pytest -q
 
 bench: setup
-	$(RUN) python bench/bench_extract.py
-	$(RUN) python bench/bench_quality.py
-	$(RUN) python bench/bench_airflow.py
+	@status=0; for b in bench_quality bench_extract bench_fetch bench_warc_memory bench_upload bench_airflow; do \
+		echo "== bench/$$b.py"; $(RUN) python bench/$$b.py || status=1; done; exit $$status
 
 clean:
 	rm -rf .venv lake airflow_home .pytest_cache .mypy_cache .ruff_cache
