@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from lake_helpers import RecordingLake
 from sites import Response, Site
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
@@ -200,30 +201,6 @@ def open_run(
 ) -> Run:
     settings = Settings(lake=str(tmp_path / "lake"), sources=sources, **kw)
     return Run.open(settings, interval, refetch=refetch)
-
-
-class RecordingLake:
-    """A lake that records the order of its writes and deletes (reads pass through)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.ops: list[tuple[str, str]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self.ops.append(("put", key))
-        self.inner.put_bytes(key, data)
-
-    def put_file(self, key: str, path: Any) -> None:
-        self.ops.append(("put", key))
-        self.inner.put_file(key, path)
-
-    def delete(self, keys: Iterable[str]) -> None:
-        keys = list(keys)
-        self.ops += [("delete", k) for k in keys]
-        self.inner.delete(keys)
 
 
 def table(run: Run, key: str) -> pa.Table:

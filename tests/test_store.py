@@ -9,7 +9,7 @@ import base64
 import os
 import shutil
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 from article_factory import DT, batches, make_article
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError, EndpointConnectionError
+from lake_helpers import RecordingLake
 from s3_server import CREDENTIALS, REGION, free_port
 
 from etl.config import LakeSettings, load_settings
@@ -200,30 +201,6 @@ def test_list_skips_in_progress_temp_files(tmp_path: Path) -> None:
 # --- publish, both sides -------------------------------------------------------------------
 
 
-class Recording:
-    """A Lake that records the writes made through it, in order."""
-
-    def __init__(self, inner: Lake) -> None:
-        self.inner = inner
-        self.ops: list[tuple[str, Any]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self.ops.append(("put", key))
-        self.inner.put_bytes(key, data)
-
-    def put_file(self, key: str, path: Any) -> None:
-        self.ops.append(("put", key))
-        self.inner.put_file(key, path)
-
-    def delete(self, keys: Iterable[str]) -> None:
-        keys = list(keys)
-        self.ops.append(("delete", tuple(keys)))
-        self.inner.delete(keys)
-
-
 def test_publish_writes_layout_and_manifest(lake: Lake) -> None:
     log = pa.Table.from_pylist(
         [{"url": "https://example.com/x", "status": 404, "attempts": 1, "dt": DT}],
@@ -265,13 +242,13 @@ def test_publish_writes_layout_and_manifest(lake: Lake) -> None:
 def test_manifest_is_written_last_and_stale_objects_go_before_it(lake: Lake) -> None:
     log = fetch_log_schema().empty_table()
     first = publish_interval(lake, H13, batches(_arts(20)), n_shards=4, fetch_log=log)
-    rec = Recording(lake)
+    rec = RecordingLake(lake)
     second = publish_interval(rec, H13, batches(_arts(20)), n_shards=2)  # type: ignore[arg-type]
     new = [s.key for s in second.shards]
     assert first.fetch_log is not None
     stale = tuple(sorted({s.key for s in first.shards} - set(new) | {first.fetch_log.key}))
     assert len(stale) == 3
-    assert rec.ops == [
+    assert rec.calls == [
         *(("put", k) for k in new),
         ("delete", stale),
         ("put", f"_runs/{H13.id}.json"),
