@@ -130,11 +130,20 @@ class LocalLake:
         return sorted(keys)
 
     def delete(self, keys: Iterable[str]) -> None:
+        """Delete objects; folders left empty are removed too (as S3 has no empty prefixes)."""
         for key in keys:
+            path = self._path(key)
             try:
-                self._path(key).unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
             except OSError as exc:
                 raise StoreError(key, f"delete failed: {exc}") from exc
+            for folder in path.parents:
+                if folder == self.root or self.root not in folder.parents:
+                    break
+                try:
+                    folder.rmdir()  # only succeeds when empty
+                except OSError:
+                    break
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -273,7 +273,7 @@ def read_warc(
 
 def _expand(location: str) -> list[str]:
     if location.startswith("s3://"):
-        return [location]
+        return _expand_s3(location)
     p = Path(location)
     if p.is_dir():
         return sorted(str(f) for f in p.iterdir() if f.name.endswith((".warc.gz", ".warc")))
@@ -282,6 +282,29 @@ def _expand(location: str) -> list[str]:
         pattern = str(Path(location).relative_to(anchor)) if Path(location).anchor else location
         return sorted(str(f) for f in Path(anchor).glob(pattern))
     return [location]
+
+
+def _expand_s3(location: str) -> list[str]:
+    """``s3://bucket/prefix/`` (every WARC under it) or ``s3://bucket/prefix/*.warc.gz`` (a glob)
+    → the object URIs, sorted; any other ``s3://`` URI is one object."""
+    bucket, _, key = location[5:].partition("/")
+    if not (key.endswith("/") or glob.has_magic(key) or not key):
+        return [location]
+    import fnmatch
+
+    import boto3
+
+    magic = next((i for i, ch in enumerate(key) if ch in "*?["), len(key))
+    prefix = key[:magic]
+    pages = (
+        boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    )
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    if glob.has_magic(key):
+        keys = [k for k in keys if fnmatch.fnmatchcase(k, key)]
+    else:
+        keys = [k for k in keys if k.endswith((".warc.gz", ".warc"))]
+    return [f"s3://{bucket}/{k}" for k in sorted(keys)]
 
 
 def _page(

@@ -616,3 +616,17 @@ def test_plain_boto3_client_still_accepted(s3_server: Any, bucket: str) -> None:
     assert isinstance(lake, S3Lake) and lake.client is client
     lake.put_bytes("a", b"1")
     assert lake.list() == ["a"]
+
+
+def test_local_delete_removes_folders_left_empty(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path / "lake")
+    lake.put_bytes("_staging/i1/articles/a.parquet", b"x")
+    lake.put_bytes("_staging/i1/fetch_log/b.parquet", b"y")
+    lake.put_bytes("_staging/keep.txt", b"z")
+    lake.delete(["_staging/i1/articles/a.parquet"])
+    assert not (tmp_path / "lake/_staging/i1/articles").exists()
+    assert (tmp_path / "lake/_staging/i1/fetch_log/b.parquet").is_file()
+    lake.delete(["_staging/i1/fetch_log/b.parquet"])
+    assert not (tmp_path / "lake/_staging/i1").exists()
+    assert (tmp_path / "lake/_staging/keep.txt").is_file()  # a folder still in use stays
+    assert (tmp_path / "lake").is_dir()

@@ -6,7 +6,7 @@ import gzip
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from fetch_helpers import warc_records
@@ -179,3 +179,26 @@ def test_read_warc_streams_records_instead_of_loading_the_file(tmp_path: Path) -
     assert readers[0].read_bytes < path.stat().st_size / 4  # one record in, not the file
     assert sum(1 for _ in pages) == 399
     pages.close()
+
+
+def test_read_warc_lists_an_s3_prefix_and_a_glob(
+    tmp_path: Path, s3_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CC-NEWS style input on S3: a prefix means every WARC under it, a glob filters keys."""
+    path = cc_news(tmp_path)
+    bucket = s3_server.new_bucket("ccnews")
+    client = s3_server.client()
+    client.upload_file(str(path), bucket, f"crawl-data/CC-NEWS/2026/{path.name}")
+    client.put_object(Bucket=bucket, Key="crawl-data/CC-NEWS/2026/warc.paths.gz", Body=b"x")
+    client.put_object(Bucket=bucket, Key="crawl-data/other/x.warc.gz", Body=b"not a warc")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    local = [p.url for p in read_warc(warc_source(str(path)), INTERVAL, seen=frozenset())]
+    for location in (
+        f"s3://{bucket}/crawl-data/CC-NEWS/2026/",
+        f"s3://{bucket}/crawl-data/CC-NEWS/*/CC-NEWS-*.warc.gz",
+    ):
+        pages = list(read_warc(warc_source(location), INTERVAL, seen=frozenset()))
+        assert [p.url for p in pages] == local and local
+        ref = pages[0].raw_ref
+        assert ref is not None
+        assert ref.startswith(f"s3://{bucket}/crawl-data/CC-NEWS/2026/{path.name}#")
