@@ -92,7 +92,7 @@ def _human(result: Article | Failure) -> None:
         f"language: {ex.language or '-'}   words: {len(cl.text.split())}",
         markup=False,
     )
-    for r in cl.removed:
+    for r in (*ex.pruned, *cl.removed):
         first = r.text.split("\n")[0]
         more = f"  (+{r.text.count(chr(10))} lines)" if "\n" in r.text else ""
         out.print(f"  [red]- {escape(f'[{r.rule}]')}[/] {escape(first[:140])}{more}")
@@ -112,6 +112,8 @@ def extract(
 ) -> None:
     """Extract and clean pages; print one JSON object per page (JSON lines)."""
     settings = load_settings(workers=workers)
+    if human:  # the report also shows the blocks the prune rules took out
+        settings = replace(settings, extract=replace(settings.extract, explain=True))
     files = list(find_pages(paths))
     if not files:
         err.print(f"[red]no .html or .html.gz pages found in: {' '.join(map(str, paths))}")
@@ -385,6 +387,9 @@ def serve(
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # trafilatura logs a warning for every page it finds no text in; newsetl reports those
+    # pages itself (an error row naming the file and the cause), so only its errors show
+    logging.getLogger("trafilatura").setLevel(logging.ERROR)
     try:
         app()
     except EtlError as exc:

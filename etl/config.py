@@ -71,6 +71,7 @@ class ExtractSettings:
     prune_file: Path = RULES_DIR / "prune.yaml"
     min_year: int = 1995
     max_page_bytes: int = 20 * 1024 * 1024
+    explain: bool = False  # also report what the prune rules remove (newsetl extract --human)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -28,7 +28,7 @@ from etl.charset import decode
 from etl.config import ExtractSettings
 from etl.errors import ConfigError, ExtractError
 from etl.metadata import extract_meta
-from etl.records import Extracted, Page
+from etl.records import Extracted, Page, Removed
 
 log = logging.getLogger("etl.extract")
 
@@ -43,6 +43,7 @@ class PruneRules:
     global_: tuple[str, ...]
     domains: dict[str, tuple[str, ...]]
     captions: tuple[str, ...]
+    ids: dict[str, str] = field(default_factory=dict)  # xpath → rule id (for explanations)
 
     def for_domain(self, domain: str | None) -> list[str]:
         rules = list(self.global_)
@@ -63,6 +64,7 @@ def load_prune_rules(path: Path) -> PruneRules:
     if not isinstance(data, dict):
         raise ConfigError(str(path), "prune rules must be a mapping (global, domains, captions)")
     probe = fromstring("<html><body><div><p>x</p></div></body></html>")
+    ids: dict[str, str] = {}
 
     def xpaths(entries: Any, where: str) -> tuple[str, ...]:
         if entries is not None and not isinstance(entries, list):
@@ -78,6 +80,8 @@ def load_prune_rules(path: Path) -> PruneRules:
             except XPathError as exc:
                 raise ConfigError(str(path), f"{rule}: bad xpath {expr!r}: {exc}") from None
             out.append(expr)
+            if isinstance(entry.get("id"), str):
+                ids.setdefault(expr, entry["id"])
         return tuple(out)
 
     domains = data.get("domains") or {}
@@ -87,7 +91,25 @@ def load_prune_rules(path: Path) -> PruneRules:
         global_=xpaths(data.get("global"), "global"),
         domains={str(d).lower(): xpaths(r, f"domains.{d}") for d, r in domains.items()},
         captions=xpaths(data.get("captions"), "captions"),
+        ids=ids,
     )
+
+
+def explain_prune(tree: Any, exprs: list[str], ids: dict[str, str]) -> tuple[Removed, ...]:
+    """What the prune rules take out of ``tree`` (rule ``prune:<id>``, the block's text), for
+    the human report; outermost blocks only, empty ones skipped. Does not change the tree."""
+    out: list[Removed] = []
+    taken: set[Any] = set()
+    for expr in exprs:
+        for node in tree.xpath(expr):
+            if not hasattr(node, "iterancestors") or any(a in taken for a in node.iterancestors()):
+                continue
+            taken.add(node)
+            text = " ".join(t.strip() for t in node.itertext() if t.strip())
+            if text:
+                short = text if len(text) <= 300 else text[:299] + "…"
+                out.append(Removed(f"prune:{ids.get(expr, 'xpath')}", short))
+    return tuple(out)
 
 
 def domain_of(url: str | None) -> str | None:
@@ -228,4 +250,5 @@ def extract(page: Page, settings: ExtractSettings, *, now: datetime | None = Non
         canonical_url=meta.canonical_url,
         captions=_captions(tree, rules.captions),
         encoding=encoding,
+        pruned=explain_prune(tree, prune, rules.ids) if settings.explain else (),
     )

@@ -81,6 +81,7 @@ class Extracted:
     canonical_url: str | None = None
     captions: tuple[str, ...] = ()
     encoding: str | None = None
+    pruned: tuple[Removed, ...] = ()  # blocks the prune rules took out (only when explaining)
 
 
 @dataclass(frozen=True)

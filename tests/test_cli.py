@@ -124,6 +124,17 @@ def test_extract_human_shows_removed_lines_with_rule_ids() -> None:
         json.loads(text.splitlines()[0])
 
 
+def test_extract_human_also_shows_what_the_prune_rules_took_out() -> None:
+    page = SITE / KHARKIV / "index.html"
+    text = run("extract", "--human", page).stdout
+    # the inline widget never reaches the text rules: the structural rule that took it names it
+    assert re.search(r"- \[prune:[a-z-]+\] Trending on Canadian News Selma Blair", text)
+    assert re.search(r"- \[prune:wp-comment-form\] Leave a Reply", text)
+    # and the JSON rows (what the lake stores) are not changed by the explanation
+    row = json.loads(run("extract", page).stdout)
+    assert not any(r["rule"].startswith("prune:") for r in row["boilerplate_removed"])
+
+
 def test_extract_human_shows_failures(mixed: Path) -> None:
     result = run("extract", "--human", mixed)
     assert result.exit_code == 1

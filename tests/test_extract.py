@@ -384,3 +384,19 @@ def test_short_text_takes_the_language_hint() -> None:
     assert ex.language == "it"
     ex = extract(Page(id="short", body=html.encode(), url=URL, language_hint="es"), SETTINGS)
     assert ex.language == "es"  # the source's declared language wins over the markup
+
+
+def test_explain_prune_names_the_rule_and_the_outermost_block_only() -> None:
+    from lxml.html import fromstring
+
+    from etl.extract import explain_prune
+
+    tree = fromstring(
+        "<html><body><article><p>Body text stays.</p></article>"
+        "<aside class='promo'><div class='promo'>Buy now</div><p>More offers</p></aside>"
+        "<div class='promo'></div></body></html>"
+    )
+    xpath = "//*[contains(concat(' ', normalize-space(@class), ' '), ' promo ')]"
+    got = explain_prune(tree, [xpath], {xpath: "promo-box"})
+    assert [(r.rule, r.text) for r in got] == [("prune:promo-box", "Buy now More offers")]
+    assert tree.xpath("//aside")  # the tree itself is left as it was
