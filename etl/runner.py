@@ -384,7 +384,10 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
         fetch_log=fetch_log,
         manifest_extra=lambda: {
             "sources": {
-                p["source"]: {k: v for k, v in p.items() if k not in ("rule_hits",)}
+                # the per-source figures; not the staging keys, which publish removes below
+                p["source"]: {
+                    k: v for k, v in p.items() if k not in ("rule_hits", "articles", "candidates")
+                }
                 for p in processed
             },
             "rule_hits": dict(hits.most_common()),

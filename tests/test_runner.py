@@ -676,3 +676,14 @@ def test_steps_talk_through_the_lake_only(tmp_path: Path, seeds_site: LoggedDevS
     assert published["articles"] == 1 and published["urls_tried"] == 8
     assert validate_step(fresh())["articles"] == 1
     assert fresh().lake.list("_staging/") == []
+
+
+def test_manifest_names_no_staging_key_after_publish(
+    tmp_path: Path, seeds_site: LoggedDevSite
+) -> None:
+    run = open_run(tmp_path, seeds_sources(tmp_path, seeds_site))
+    published = run_interval(run)
+    manifest = json.loads(run.lake.get_bytes(published["manifest"]))
+    assert "_staging/" not in json.dumps(manifest)
+    assert run.lake.list("_staging/") == []
+    assert all("mode" in figures for figures in manifest["extra"]["sources"].values())
