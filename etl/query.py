@@ -11,13 +11,12 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from etl.errors import StoreError
 from etl.lake import Lake, LocalLake, open_lake
 from etl.lake_config import LakeSettings
 from etl.schema import article_schema, fetch_log_schema
-from etl.store import read_articles
+from etl.store import read_articles, read_table
 
 log = logging.getLogger("etl.query")
 
@@ -27,12 +26,7 @@ def _sql_str(s: str) -> str:
 
 
 def _read_all(lake: Lake, keys: list[str]) -> pa.Table:
-    tables = []
-    for key in keys:
-        try:
-            tables.append(pq.read_table(pa.BufferReader(lake.get_bytes(key)), use_threads=False))
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise StoreError(key, f"not a readable Parquet file: {exc}") from exc
+    tables = [read_table(lake, key) for key in keys]
     return pa.concat_tables(tables, promote_options="default")
 
 

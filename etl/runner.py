@@ -17,12 +17,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +38,7 @@ from etl.pipeline import Failure, failure_log, process_pages, rules_for
 from etl.records import Article, Interval, Page
 from etl.schema import article_schema, fetch_log_schema
 from etl.sources import Candidate, discover
+from etl.store import publish_interval, read_manifest, read_table, seen_ids, write_table
 from etl.warc import WarcArchive, raw_key, raw_loader, read_warc
 
 log = logging.getLogger("etl.runner")
@@ -101,52 +101,17 @@ def _read_jsonl(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
 
 
-def _put_log(run: Run, key: str, rows: list[FetchLog]) -> str | None:
-    if not rows:
-        return None
-    table = pa.Table.from_pylist(
-        [r.as_row(run.interval.dt) for r in rows], schema=fetch_log_schema()
-    )
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    run.lake.put_bytes(key, buf.getvalue())
-    return key
+def _put_log(run: Run, key: str, rows: list[FetchLog]) -> None:
+    if rows:
+        table = pa.Table.from_pylist(
+            [r.as_row(run.interval.dt) for r in rows], schema=fetch_log_schema()
+        )
+        write_table(run.lake, key, table)
 
 
-def _seen_urls(run: Run) -> frozenset[str]:
-    """The seen index as discovery needs it: the ``article_id`` of each article the lake holds
-    within ``seen_days`` of the interval (the window of :func:`etl.store.seen_ids`; never the
-    interval's own shards), plus :func:`etl.urls.article_id` of its ``url`` and ``canonical_url``.
-
-    Discovery (listings, WARC records) identifies a URL with :func:`etl.urls.article_id`; a row's
-    ``article_id`` comes from normalize's canonical URL, which may differ for the same URL
-    (trailing slash, tracking parameters, ``www.``...). Matching on both keeps an article
-    published earlier from being fetched again, whichever way its id was computed.
-    """
-    from etl.urls import article_id
-
-    days = run.settings.seen_days
-    own = re.compile(rf"^articles/dt={run.interval.dt}/{re.escape(run.interval.id)}-\d{{3,}}\.")
-    day0 = date.fromisoformat(run.interval.dt)
-    ids: set[str] = set()
-    for offset in range(-days, days + 1):
-        dt = (day0 + timedelta(days=offset)).isoformat()
-        for key in run.lake.list(f"articles/dt={dt}/"):
-            if not key.endswith(".parquet") or key.rsplit("/", 1)[-1][0] in "._" or own.match(key):
-                continue
-            data = pa.BufferReader(run.lake.get_bytes(key))
-            table = pq.read_table(
-                data, columns=["article_id", "url", "canonical_url"], use_threads=False
-            )
-            ids.update(str(x) for x in table.column("article_id").to_pylist() if x)
-            for column in ("url", "canonical_url"):
-                for url in filter(None, table.column(column).to_pylist()):
-                    try:
-                        ids.add(article_id(str(url)))
-                    except ValueError:  # no http(s) URL: nothing a listing could name
-                        continue
-    log.debug("seen index: %d ids within %d days of %s", len(ids), days, run.interval.dt)
-    return frozenset(ids)
+def _seen(run: Run) -> frozenset[str]:
+    """The seen index as discovery needs it (ids of listed URLs included)."""
+    return seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval, with_urls=True)
 
 
 def discover_step(run: Run, source_id: str) -> dict[str, Any]:
@@ -158,7 +123,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
     if not run.refetch and run.lake.exists(_index_key(source_id, run.interval)):
         log.info("source %s %s: raw archive exists, replaying it", source_id, run.interval.id)
         return {**out, "mode": "replay"}
-    seen = _seen_urls(run)
+    seen = _seen(run)
     state_key = f"_state/validators/{source_id}.json"
     validators = (
         validators_from_json(run.lake.get_bytes(state_key)) if run.lake.exists(state_key) else {}
@@ -242,11 +207,7 @@ def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
     # this step's records sit after the listings' in the raw file: so must their rows' raw_refs
     rows = [replace(r, raw_ref=_shift(r.raw_ref, len(head))) for r in fetcher.log]
     if run.lake.exists(head_log):  # the listings' rows travel with the raw archive from now on
-        earlier = pq.read_table(
-            pa.BufferReader(run.lake.get_bytes(head_log)),
-            schema=fetch_log_schema(),
-            use_threads=False,
-        )
+        earlier = read_table(run.lake, head_log, schema=fetch_log_schema())
         rows = [
             FetchLog(**{k: v for k, v in r.items() if k != "dt"}) for r in earlier.to_pylist()
         ] + rows
@@ -273,7 +234,7 @@ def _lake_opener(lake: Lake) -> Any:
 
 def _pages(run: Run, src: SourceConfig, mode: str) -> Iterator[Page]:
     if mode == "warc":
-        yield from read_warc(src, run.interval, seen=_seen_urls(run))
+        yield from read_warc(src, run.interval, seen=_seen(run))
         return
     index = _read_jsonl(run.lake.get_bytes(_index_key(src.id, run.interval)))
     if not index:
@@ -326,10 +287,7 @@ def process_step(run: Run, fetched: dict[str, Any]) -> dict[str, Any]:
         run.lake.put_file(key, path)
     log_key = run.staging("fetch_log", f"{src.id}-process.parquet")
     if failures:
-        table = failure_log(failures, source_id=src.id, dt=run.interval.dt)
-        buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd")
-        run.lake.put_bytes(log_key, buf.getvalue())
+        write_table(run.lake, log_key, failure_log(failures, source_id=src.id, dt=run.interval.dt))
     return {
         **fetched,
         "articles": key,
@@ -342,16 +300,13 @@ def process_step(run: Run, fetched: dict[str, Any]) -> dict[str, Any]:
 def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
     """The exactly-once switch: dedupe the staged articles and publish the interval."""
     from etl.dedupe import dedupe
-    from etl.store import publish_interval, seen_ids
 
     seen = seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval)
     staged = [p["articles"] for p in processed if p.get("articles")]
 
     def batches() -> Iterator[pa.RecordBatch]:
         for key in staged:
-            yield from pq.read_table(
-                pa.BufferReader(run.lake.get_bytes(key)), schema=article_schema(), use_threads=False
-            ).to_batches()
+            yield from read_table(run.lake, key, schema=article_schema()).to_batches()
 
     logs = [k for k in run.lake.list(run.staging("fetch_log") + "/") if k.endswith(".parquet")]
     for p in processed:  # the fetch rows of each source's raw archive (kept for replays)
@@ -359,16 +314,7 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
         if p.get("mode") in ("fetch", "replay") and run.lake.exists(key):
             logs.append(key)
     fetch_log = (
-        pa.concat_tables(
-            [
-                pq.read_table(
-                    pa.BufferReader(run.lake.get_bytes(k)),
-                    schema=fetch_log_schema(),
-                    use_threads=False,
-                )
-                for k in logs
-            ]
-        )
+        pa.concat_tables([read_table(run.lake, k, schema=fetch_log_schema()) for k in logs])
         if logs
         else pa.Table.from_pylist([], schema=fetch_log_schema())
     )
@@ -412,8 +358,6 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
 
 def validate_step(run: Run) -> dict[str, Any]:
     """The quality gate over the published interval: schema, empty-text and duplicate rates."""
-    from etl.store import read_manifest
-
     q = run.settings.quality
     max_empty_rate, max_duplicate_rate, min_words = (
         q.max_empty_rate,

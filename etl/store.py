@@ -17,6 +17,7 @@ partition can briefly see an old shard next to the new ones; the manifest lists 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import re
@@ -45,8 +46,10 @@ __all__ = [
     "publish_interval",
     "read_articles",
     "read_manifest",
+    "read_table",
     "seen_ids",
     "shard_of",
+    "write_table",
 ]
 
 log = logging.getLogger("etl.store")
@@ -272,44 +275,70 @@ def _article_keys(lake: Lake, dt: str | None) -> list[str]:
     return [k for k in keys if k.endswith(".parquet") and k.rsplit("/", 1)[-1][0] not in "._"]
 
 
-def _read(lake: Lake, key: str, columns: list[str] | None = None) -> pa.Table:
+def read_table(
+    lake: Lake, key: str, *, columns: list[str] | None = None, schema: pa.Schema | None = None
+) -> pa.Table:
+    """One Parquet object of the lake as a table; an unreadable one is a StoreError."""
     # use_threads=False here and wherever etl reads Parquet: a threaded read can leave the release
     # of its source to an Arrow worker thread after returning, which then needs the GIL while the
     # interpreter exits, and the process aborts ("terminate called without an active exception",
     # apache/arrow#33975, #34314).
     try:
         return pq.read_table(
-            pa.BufferReader(lake.get_bytes(key)), columns=columns, use_threads=False
+            pa.BufferReader(lake.get_bytes(key)), columns=columns, schema=schema, use_threads=False
         )
     except (pa.ArrowInvalid, OSError) as exc:
         raise StoreError(key, f"not a readable Parquet file: {exc}") from exc
 
 
+def write_table(lake: Lake, key: str, table: pa.Table) -> None:
+    """A small table (a staged fetch log) as one zstd Parquet object, put atomically."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    lake.put_bytes(key, buf.getvalue())
+
+
 def read_articles(lake: Lake, dt: str | None = None) -> pa.Table:
     """All article rows in the lake, or in one ``dt`` partition, as one table."""
-    tables = [_read(lake, k) for k in _article_keys(lake, dt)]
+    tables = [read_table(lake, k) for k in _article_keys(lake, dt)]
     if not tables:
         return article_schema().empty_table()
     return pa.concat_tables(tables)
 
 
-def seen_ids(lake: Lake, *, days: int, exclude: Interval) -> frozenset[str]:
+def seen_ids(
+    lake: Lake, *, days: int, exclude: Interval, with_urls: bool = False
+) -> frozenset[str]:
     """Article ids in partitions within ``days`` days of ``exclude.dt``, both sides.
 
     ``exclude``'s own shards are never read (a rerun must reproduce its interval, not find
     its own rows "seen"). Later partitions count too, so a backfill of an older interval does
     not duplicate articles a later interval already holds.
+
+    ``with_urls`` adds :func:`etl.urls.article_id` of each row's ``url`` and ``canonical_url``:
+    what discovery needs, since it names a page by the URL it was listed under, while a row's id
+    may come from a canonical link on another host.
     """
+    from etl.urls import article_id
+
     if days < 0:
         raise ValueError(f"days must be >= 0, got {days}")
     mine = _shard_pattern(exclude)
     day0 = date.fromisoformat(exclude.dt)
+    columns = ["article_id", "url", "canonical_url"] if with_urls else ["article_id"]
     ids: set[str] = set()
     for offset in range(-days, days + 1):
         d = (day0 + timedelta(days=offset)).isoformat()
         for key in _article_keys(lake, d):
-            if not mine.match(key):
-                column = _read(lake, key, ["article_id"]).column("article_id")
-                ids.update(cast(list[str], column.to_pylist()))
+            if mine.match(key):
+                continue
+            table = read_table(lake, key, columns=columns)
+            ids.update(cast(list[str], table.column("article_id").to_pylist()))
+            for name in columns[1:]:
+                for url in filter(None, table.column(name).to_pylist()):
+                    try:
+                        ids.add(article_id(str(url)))
+                    except ValueError:  # no http(s) URL: nothing a listing could name
+                        continue
     log.debug("seen index: %d ids within %d days of %s", len(ids), days, exclude.dt)
     return frozenset(ids)
