@@ -1,4 +1,4 @@
-"""Normalize: articles (page + extracted + cleaned) to Arrow record batches of schema v1.
+"""Normalize: articles (page + extracted + cleaned) to Arrow record batches of the current article schema.
 
 Entry point :func:`normalize`. Everything a row derives is computed here: the article id
 (a hash of the canonical URL), the domain, UTC timestamps, the word count, the content hash and
@@ -167,7 +167,7 @@ def _unique(*groups: Iterable[str]) -> list[str]:
 def article_row(
     a: Article, *, dt: str | None, rules_version: str, strict: bool = True
 ) -> dict[str, Any]:
-    """One article as a dict of schema v1 column values (Python objects).
+    """One article as a dict of the current article schema column values (Python objects).
 
     With ``strict`` (what :func:`normalize` uses) an article without an absolute http(s) URL
     raises :class:`ExtractError` (kind ``no-url``); without it (``newsetl extract`` on local
@@ -215,6 +215,9 @@ def article_row(
             "trafilatura": _version("trafilatura"),
             "rules": rules_version,
         },
+        "canonical_link": None,
+        "extraction": None,
+        "duplicate_of": None,
         "schema_version": schema_version(article_schema()),
         "dt": dt,
     }
@@ -227,7 +230,7 @@ def normalize(
     rules_version: str,
     batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> Iterator[pa.RecordBatch]:
-    """Turn articles into record batches of at most ``batch_rows`` rows matching schema v1.
+    """Turn articles into record batches of at most ``batch_rows`` rows matching the current article schema.
 
     Streams: consumes ``articles`` lazily and yields each batch as soon as it is full.
     ``dt`` is the interval's partition value (YYYY-MM-DD); ``rules_version`` names the

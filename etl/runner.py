@@ -36,7 +36,7 @@ from etl.lake import Lake, open_lake
 from etl.netguard import Resolver, system_resolver
 from etl.pipeline import Failure, failure_log, process_pages, rules_for
 from etl.records import Article, Interval, Page
-from etl.schema import article_schema, fetch_log_schema
+from etl.schema import ARTICLE_VERSION, article_schema, fetch_log_schema
 from etl.sources import Candidate, discover
 from etl.store import publish_interval, read_manifest, read_table, seen_ids, write_table
 from etl.warc import WarcArchive, raw_key, raw_loader, read_warc
@@ -374,7 +374,9 @@ def validate_step(run: Run) -> dict[str, Any]:
         data = run.lake.get_bytes(shard["key"])
         schema = pq.read_schema(pa.BufferReader(data))
         if not schema.equals(article_schema()):
-            raise QualityError(shard["key"], "file does not match article schema v1")
+            raise QualityError(
+                shard["key"], f"file does not match article schema v{ARTICLE_VERSION}"
+            )
         table = pq.read_table(
             pa.BufferReader(data), columns=["article_id", "word_count"], use_threads=False
         )

@@ -1,7 +1,9 @@
 """The lake's table schemas, built from the versioned JSON definitions in ``schemas/``.
 
-``schemas/article.v1.json`` is the single definition of the article row: the Arrow schema the
-pipeline writes and the DDL for query engines are both derived from it here. Field descriptions
+``schemas/article.v<ARTICLE_VERSION>.json`` is the single definition of the article row: the Arrow
+schema the pipeline writes and the DDL for query engines are both derived from it here. Older
+versions stay in ``schemas/`` so files written with them can be read (every version only adds
+nullable columns, so readers combine them by column name). Field descriptions
 travel as field metadata (``description``); the schema name and version as schema metadata
 (``schema_name``, ``schema_version``), so they are stored in every Parquet file.
 
@@ -116,9 +118,13 @@ def load_schema(name: str, version: int) -> pa.Schema:
     )
 
 
-def article_schema() -> pa.Schema:
-    """The article row, schema v1 (cached)."""
-    return load_schema("article", 1)
+ARTICLE_VERSION = 2
+"""The article schema version the pipeline writes."""
+
+
+def article_schema(version: int = ARTICLE_VERSION) -> pa.Schema:
+    """The article row of schema ``version`` (default: the current one; cached)."""
+    return load_schema("article", version)
 
 
 def fetch_log_schema() -> pa.Schema:

@@ -14,6 +14,7 @@ from etl import schema as schema_mod
 from etl.errors import ConfigError
 from etl.schema import (
     ARTICLE_SCHEMA,
+    ARTICLE_VERSION,
     FETCH_LOG_SCHEMA,
     article_schema,
     ddl,
@@ -29,7 +30,8 @@ EXPECTED_COLUMNS = [
     "article_id", "url", "canonical_url", "source_id", "domain", "title", "authors",
     "published_at", "date_source", "modified_at", "fetched_at", "language", "text", "captions",
     "description", "sitename", "categories", "tags", "image_url", "word_count", "content_hash",
-    "simhash", "boilerplate_removed", "http_status", "raw_ref", "extractor", "schema_version", "dt",
+    "simhash", "boilerplate_removed", "http_status", "raw_ref", "extractor", "canonical_link",
+    "extraction", "duplicate_of", "schema_version", "dt",
 ]  # fmt: skip
 
 
@@ -88,13 +90,13 @@ def test_article_schema_columns_types_and_nullability() -> None:
 
 def test_descriptions_and_version_metadata() -> None:
     s = article_schema()
-    spec = json.loads((REPO_SCHEMAS / "article.v1.json").read_text())
+    spec = json.loads((REPO_SCHEMAS / f"article.v{ARTICLE_VERSION}.json").read_text())
     by_name = {f["name"]: f["description"] for f in spec["fields"]}
     for f in s:
         assert f.metadata is not None
         assert f.metadata[b"description"].decode() == by_name[f.name]
         assert by_name[f.name]
-    assert schema_version(s) == 1 == spec["version"]
+    assert schema_version(s) == 2 == ARTICLE_VERSION == spec["version"]
     assert s.metadata is not None and s.metadata[b"schema_name"] == b"article"
 
 
@@ -123,11 +125,11 @@ def test_schema_falls_back_to_packaged_copy(
 ) -> None:
     packaged = tmp_path / "_schemas"
     packaged.mkdir()
-    shutil.copy(REPO_SCHEMAS / "article.v1.json", packaged)
+    shutil.copy(REPO_SCHEMAS / f"article.v{ARTICLE_VERSION}.json", packaged)
     monkeypatch.setattr(schema_mod, "SCHEMA_DIRS", (tmp_path / "missing", packaged))
     load_schema.cache_clear()
     try:
-        assert load_schema("article", 1).equals(ARTICLE_SCHEMA, check_metadata=True)
+        assert load_schema("article", ARTICLE_VERSION).equals(ARTICLE_SCHEMA, check_metadata=True)
         with pytest.raises(ConfigError, match=r"fetch_log\.v1\.json"):
             load_schema("fetch_log", 1)
     finally:
@@ -157,7 +159,7 @@ def test_duckdb_ddl_accepts_written_rows(tmp_path: Path) -> None:
     con = duckdb.connect()
     con.execute(ddl("duckdb"))
     con.execute(f"INSERT INTO articles SELECT * FROM read_parquet('{path}')")
-    assert con.execute("SELECT count(*), min(schema_version) FROM articles").fetchall() == [(2, 1)]
+    assert con.execute("SELECT count(*), min(schema_version) FROM articles").fetchall() == [(2, 2)]
     declared = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_name = 'articles' ORDER BY ordinal_position"
@@ -197,3 +199,32 @@ def test_fetch_log_ddl() -> None:
     con.execute(text)
     cols = [r[0] for r in con.execute("DESCRIBE fetch_log").fetchall()]
     assert cols == fetch_log_schema().names
+
+
+def test_every_version_only_adds_nullable_columns() -> None:
+    """v1 files stay readable beside v2 files: v2 keeps v1's columns as they were."""
+    v1, v2 = article_schema(1), article_schema(2)
+    assert schema_version(v1) == 1
+    assert v2.names[: v1.names.index("schema_version")] == v1.names[:-2]
+    for f in v1:
+        assert v2.field(f.name).equals(f), f.name
+    added = [f for f in v2 if f.name not in v1.names]
+    assert [f.name for f in added] == ["canonical_link", "extraction", "duplicate_of"]
+    assert all(f.nullable for f in added)
+
+
+def test_v1_and_v2_files_read_together_by_column_name(tmp_path: Path) -> None:
+    v2 = pa.Table.from_batches(batches([make_article("https://x.org/new")]))
+    v1 = v2.drop_columns(["canonical_link", "extraction", "duplicate_of"]).replace_schema_metadata(
+        article_schema(1).metadata
+    )
+    v1 = v1.set_column(v1.schema.get_field_index("schema_version"), "schema_version",
+                       pa.array([1], pa.int32()))  # fmt: skip
+    (tmp_path / "dt=2026-11-25").mkdir()
+    pq.write_table(v1.cast(article_schema(1)), tmp_path / "dt=2026-11-25" / "old.parquet")
+    pq.write_table(v2, tmp_path / "dt=2026-11-25" / "new.parquet")
+    rows = duckdb.sql(
+        f"SELECT schema_version, canonical_link IS NULL, extraction IS NULL FROM read_parquet("
+        f"'{tmp_path}/*/*.parquet', union_by_name = true, hive_partitioning = true) ORDER BY 1"
+    ).fetchall()
+    assert rows == [(1, True, True), (2, True, True)]

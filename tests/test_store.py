@@ -221,7 +221,7 @@ def test_publish_writes_layout_and_manifest(lake: Lake) -> None:
     assert stored is not None
     assert (
         stored["articles"] == 10
-        and stored["schema_version"] == 1
+        and stored["schema_version"] == 2
         and stored["extra"] == {"run": "r1"}
     )
     assert stored["fetch_log"]["rows"] == 1
@@ -352,8 +352,8 @@ def test_duckdb_reads_the_lake_with_hive_partitioning(tmp_path: Path) -> None:
         "GROUP BY dt ORDER BY dt"
     ).fetchall()
     assert [(str(d), n, u, v) for d, n, u, v in rows] == [
-        ("2026-11-25", 4, 4, 1),
-        ("2026-11-26", 3, 3, 1),
+        ("2026-11-25", 4, 4, 2),
+        ("2026-11-26", 3, 3, 2),
     ]
     types = dict(
         duckdb.sql(
