@@ -1,4 +1,4 @@
-"""Normalize: articles (page + extracted + cleaned) to Arrow record batches of the current article schema.
+"""Normalize: articles (page + extracted + cleaned) to Arrow record batches of the article schema.
 
 Entry point :func:`normalize`. Everything a row derives is computed here: the article id
 (a hash of the canonical URL), the domain, UTC timestamps, the word count, the content hash and
@@ -230,7 +230,7 @@ def normalize(
     rules_version: str,
     batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> Iterator[pa.RecordBatch]:
-    """Turn articles into record batches of at most ``batch_rows`` rows matching the current article schema.
+    """Turn articles into record batches of at most ``batch_rows`` rows of the article schema.
 
     Streams: consumes ``articles`` lazily and yields each batch as soon as it is full.
     ``dt`` is the interval's partition value (YYYY-MM-DD); ``rules_version`` names the

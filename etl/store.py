@@ -2,7 +2,7 @@
 
 Entry point :func:`publish_interval`. Layout (see DESIGN.md)::
 
-    articles/dt=<dt>/<interval>-<shard:03d>.parquet   article schema, zstd, rows sharded by article_id
+    articles/dt=<dt>/<interval>-<shard:03d>.parquet   article schema, zstd, sharded by article_id
     fetch_log/dt=<dt>/<interval>.parquet
     _runs/<interval>.json                             the manifest, written last
 

@@ -189,7 +189,7 @@ def test_row_contents() -> None:
     assert row["captions"] == ["A caption.", "Another caption."]
     assert row["boilerplate_removed"] == [{"rule": "share-links", "text": "Share on Facebook"}]
     assert row["schema_version"] == 2 and row["dt"] == DT
-    assert row["canonical_link"] is None and row["extraction"] is None and row["duplicate_of"] is None
+    assert [row[c] for c in ("canonical_link", "extraction", "duplicate_of")] == [None] * 3
     ext = row["extractor"]
     assert isinstance(ext, dict) and ext["rules"] == "r1" and ext["newsetl"] == "0.1.0"
     assert ext["trafilatura"].count(".") >= 1
