@@ -18,6 +18,7 @@ decides (the DAG raises to have Airflow retry, ``newsetl run`` publishes and exi
 
 from __future__ import annotations
 
+import io
 import logging
 import tempfile
 from dataclasses import asdict, replace
@@ -25,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from etl.errors import EtlError
 from etl.fetch import Fetcher, FetchLog, FetchPolicy
 from etl.rawzone import (
     Pending,
@@ -40,7 +42,8 @@ from etl.rawzone import (
 from etl.schema import fetch_log_schema
 from etl.sources import Candidate
 from etl.store import read_table
-from etl.warc import WarcArchive, raw_key
+from etl.urls import origin
+from etl.warc import WarcArchive, raw_key, read_record
 
 if TYPE_CHECKING:
     from etl.runner import Run
@@ -79,6 +82,22 @@ def _gave_up(row: FetchLog, runs: int, earlier: list[FetchLog]) -> FetchLog:
     tries = row.attempts + sum(r.attempts for r in earlier)
     note = f" (transient; gave up after {runs} runs, {tries} attempts)"
     return replace(row, attempts=tries, error=(row.error or row.error_class or "failed") + note)
+
+
+def _remember_robots(fetcher: Fetcher, rows: list[FetchLog], warc: bytes) -> None:
+    """Seed the fetcher with the robots.txt answers already archived for this interval, so a
+    retry asks only for its pending URLs (a robots.txt that failed is asked again)."""
+    for r in rows:
+        if r.purpose != "robots" or r.error_class is not None or not r.raw_ref or not r.status:
+            continue
+        if 400 <= r.status < 500:
+            fetcher.remember_robots(origin(r.url), None)
+        elif 200 <= r.status < 300:
+            try:
+                page = read_record(io.BytesIO(warc), int(r.raw_ref.rpartition("#")[2]))
+            except (EtlError, ValueError, OSError):
+                continue
+            fetcher.remember_robots(origin(r.url), page.body)
 
 
 def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]) -> dict[str, Any]:
@@ -129,6 +148,7 @@ def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]
             fetcher = Fetcher(
                 client, FetchPolicy.from_config(run.sources), archive=archive, resolver=run.resolver
             )
+            _remember_robots(fetcher, base_rows, base_bytes)
             for result in fetcher.fetch_all(to_fetch) if to_fetch else ():
                 cand = result.candidate or by_url.get(result.log.url)
                 row = _rekey(result.log, warc_key, before)
