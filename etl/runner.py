@@ -185,9 +185,12 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
                 )
             except EtlError as exc:
                 failure = exc
-            except Exception as exc:  # a bug or a malformed URL (bad port) in one source only
-                log.exception("source %s: discovery failed", source_id)
-                failure = SourceError(source_id, f"{type(exc).__name__}: {exc}", kind="internal")
+            except Exception as exc:  # a malformed URL (a bad port) or a bug: this source only
+                kind = "bad-url" if isinstance(exc, ValueError) else "internal"
+                if kind == "internal":
+                    log.exception("source %s: discovery failed", source_id)
+                where = src.url or src.path
+                failure = SourceError(source_id, f"{where}: {type(exc).__name__}: {exc}", kind=kind)
             files = archive.files()
         for _, path in files:
             run.lake.put_file(run.staging("discover", f"{source_id}.warc.gz"), path)
