@@ -171,6 +171,8 @@ def news_ingest() -> None:
         from etl.runner import fetch_step
 
         fetched = {**item, **_step(fetch_step, _run(item), item)}
+        if fetched.get("mode") == "failed":  # discover used its retries: record, go on
+            return fetched
         return _retry_unless_last(fetched, context)
 
     @task(multiple_outputs=False)

@@ -105,7 +105,7 @@ def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]
     sid, mode = discovered["source"], discovered["mode"]
     lake, interval = run.lake, run.interval
     budget = run.sources.fetch.max_attempts_across_runs
-    old = read_index(lake, sid, interval)
+    old = read_index(lake, sid, interval, lenient=run.refetch)
     fresh = old is None or (run.refetch and old.attempt != run.attempt)
     base = None if fresh else old
     if base is not None:
@@ -127,11 +127,12 @@ def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]
 
     head_key = run.staging("discover", f"{sid}.warc.gz")
     head_log = run.staging("fetch_log", f"{sid}-discover.parquet")
-    head = (
-        lake.get_bytes(head_key) if mode in ("fetch", "failed") and lake.exists(head_key) else b""
-    )
+    # an earlier try of this very attempt committed already: its listings are in the archive
+    again = base is not None and base.attempt == run.attempt
+    listed = mode in ("fetch", "failed") and not again
+    head = lake.get_bytes(head_key) if listed and lake.exists(head_key) else b""
     discover_rows: list[FetchLog] = []
-    if mode in ("fetch", "failed") and lake.exists(head_log):
+    if listed and lake.exists(head_log):
         table = read_table(lake, head_log, schema=fetch_log_schema())
         discover_rows = [
             FetchLog(**{k: v for k, v in r.items() if k != "dt"}) for r in table.to_pylist()
@@ -194,7 +195,10 @@ def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]
             )  # fmt: skip
         failure = None
         listing_rows = [r for r in discover_rows if r.purpose != "robots"]
-        if mode == "failed":
+        if (mode == "failed" and again) or (mode == "resume" and base is not None):
+            failure = base.failure if base is not None else None
+            pending += [p for p in base.pending if p.purpose == "listing"] if base else []
+        elif mode == "failed":
             failure = {k: discovered.get(k) for k in ("error", "transient", "kind")}
             failure["transient"] = bool(failure["transient"])
             if failure["transient"]:
@@ -216,9 +220,6 @@ def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]
                         Pending(url, sid, "listing", last.error_class if last else None,
                                 str(discovered.get("error")), runs, [row_dict(r) for r in failing])
                     )  # fmt: skip
-        elif mode == "resume" and base is not None:
-            failure = base.failure
-            pending += [p for p in base.pending if p.purpose == "listing"]
         rows += listing_rows
         robots_rows += [r for r in discover_rows if r.purpose == "robots"]
         waiting_any = any(p.purpose != "robots" for p in pending)

@@ -29,6 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from etl.errors import StoreError
 from etl.fetch import FetchLog
 from etl.lake import Lake
 from etl.records import Interval
@@ -158,11 +159,23 @@ class RawIndex:
         return [p for p in self.pending if p.purpose != "robots"]
 
 
-def read_index(lake: Lake, source_id: str, interval: Interval) -> RawIndex | None:
+def read_index(
+    lake: Lake, source_id: str, interval: Interval, *, lenient: bool = False
+) -> RawIndex | None:
+    """The index, ``None`` if there is none (or, ``lenient``, if it cannot be read)."""
     key = index_key(source_id, interval)
     if not lake.exists(key):
         return None
-    return RawIndex.from_bytes(lake.get_bytes(key), source_id, interval)
+    if lenient:
+        try:
+            return read_index(lake, source_id, interval)
+        except StoreError as exc:
+            log.warning("%s; rebuilding it", exc)
+            return None
+    try:
+        return RawIndex.from_bytes(lake.get_bytes(key), source_id, interval)
+    except (ValueError, TypeError, KeyError) as exc:  # JSON errors are ValueErrors
+        raise StoreError(key, f"unreadable raw index ({exc}): --refetch rebuilds it") from None
 
 
 def read_log(lake: Lake, index: RawIndex) -> list[FetchLog]:

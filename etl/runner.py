@@ -151,7 +151,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {"source": source_id, "interval": run.interval.id, "attempt": run.attempt}
     if src.kind == "warc":
         return {**out, "mode": "warc"}
-    existing = read_index(run.lake, source_id, run.interval)
+    existing = read_index(run.lake, source_id, run.interval, lenient=run.refetch)
     if existing is not None and (not run.refetch or existing.attempt == run.attempt):
         waiting = existing.retry
         if not waiting:
@@ -346,7 +346,12 @@ def _raw_state(
     dt = run.interval.dt
     for p in processed:
         sid = p["source"]
-        index = read_index(run.lake, sid, run.interval) if p.get("mode") != "warc" else None
+        broken = p.get("mode") == "error"  # its index may be what failed
+        index = (
+            read_index(run.lake, sid, run.interval, lenient=broken)
+            if p.get("mode") != "warc"
+            else None
+        )
         rows: list[FetchLog] = []
         if index is not None:
             rows = read_log(run.lake, index) + [r for e in index.pending for r in e.log_rows()]

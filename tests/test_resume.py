@@ -34,6 +34,7 @@ from etl.errors import EtlError
 from etl.rawzone import read_index
 from etl.runner import discover_step, fetch_step, raise_if_incomplete, run_interval
 from etl.store import read_manifest
+from etl.warc import raw_key
 
 WHEN = "Sat, 14 May 2022 09:30:00 +0000"
 FERRY_PATH, LIBRARY_PATH = "/news/ferry-returns/", "/news/library-hours/"
@@ -221,3 +222,42 @@ def test_a_url_failing_every_run_becomes_terminal_once_its_budget_is_used(
     assert asked_since(site, n) == [] and again["sources"][0]["mode"] == "replay"
     assert [r["url"] for r in articles(run)] == [site.url(FERRY_PATH)]
     check_archive(run)
+
+
+def test_a_fetch_retried_after_its_commit_adds_nothing_twice(tmp_path: Path, site: Site) -> None:
+    """A task killed after it wrote the raw zone but before it returned is retried with the same
+    input: the listings it archived are not merged again, no URL is asked again."""
+    gazette(site, html(LIBRARY))
+    src = sources(tmp_path, site)
+    run = open_run(tmp_path, src, attempt="dag-run-2")
+    found = discover_step(run, "gazette")
+    fetch_step(run, found)
+    index = read_index(run.lake, "gazette", HOUR9)
+    assert index is not None
+    warc = run.lake.get_bytes(index.warc)
+    n = len(site.requests())
+
+    fetch_step(open_run(tmp_path, src, attempt="dag-run-2"), found)
+
+    assert asked_since(site, n) == []
+    again = read_index(run.lake, "gazette", HOUR9)
+    assert again is not None and again.pages == index.pages
+    assert run.lake.get_bytes(again.warc) == warc
+
+
+def test_an_unreadable_raw_index_fails_its_source_only_and_refetch_rebuilds_it(
+    tmp_path: Path, site: Site
+) -> None:
+    gazette(site, html(LIBRARY))
+    src = sources(tmp_path, site)
+    run_interval(open_run(tmp_path, src))
+    run = open_run(tmp_path, src)
+    key = raw_key("gazette", HOUR9).removesuffix(".warc.gz") + ".pages.jsonl"
+    run.lake.put_bytes(key, b"{not json\n")
+
+    out = run_interval(run)
+    [failed] = out["failed_sources"]
+    assert failed["source"] == "gazette" and key in failed["error"]
+
+    out = run_interval(open_run(tmp_path, src, refetch=True))
+    assert out["failed_sources"] == [] and out["articles"] == 2
