@@ -22,23 +22,23 @@ discovers that source again).
 from __future__ import annotations
 
 import io
-import json
 import logging
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.config import Settings, SourceConfig, SourcesFile, load_sources
+from etl.discoverstep import discover_step, read_jsonl, seen_for
 from etl.errors import ConfigError, EtlError, FetchTransient, QualityError, SourceError
-from etl.fetch import Fetcher, FetchLog, FetchPolicy, validators_from_json, validators_to_json
+from etl.fetch import FetchLog
 from etl.fetchstep import candidate_of, fetch_into_raw
 from etl.lake import Lake, open_lake
 from etl.netguard import Resolver, system_resolver
@@ -47,9 +47,23 @@ from etl.publish import KEY_UNSAFE, new_attempt
 from etl.rawzone import read_index, read_log
 from etl.records import Article, Interval, Page
 from etl.schema import article_schema, fetch_log_schema
-from etl.sources import discover
 from etl.store import read_manifest, read_table, seen_ids, write_table
-from etl.warc import WarcArchive, raw_loader, read_warc
+from etl.warc import raw_loader, read_warc
+
+__all__ = [
+    "Run",
+    "discover_step",
+    "fetch_step",
+    "new_attempt",
+    "plan",
+    "process_step",
+    "publish_step",
+    "raise_if_incomplete",
+    "run_interval",
+    "source_steps",
+    "staging_prefix",
+    "validate_step",
+]
 
 log = logging.getLogger("etl.runner")
 
@@ -119,120 +133,6 @@ def plan(run: Run) -> list[str]:
     return [s.id for s in run.sources.sources]
 
 
-def _jsonl(rows: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in rows).encode()
-
-
-def _read_jsonl(data: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
-
-
-def _put_log(run: Run, key: str, rows: list[FetchLog]) -> None:
-    if rows:
-        table = pa.Table.from_pylist(
-            [r.as_row(run.interval.dt) for r in rows], schema=fetch_log_schema()
-        )
-        write_table(run.lake, key, table)
-
-
-def _seen(run: Run) -> frozenset[str]:
-    """The seen index as discovery needs it (ids of listed URLs included)."""
-    return seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval, with_urls=True)
-
-
-def discover_step(run: Run, source_id: str) -> dict[str, Any]:
-    """List a source's candidates for the interval (or decide to replay / resume / read a WARC).
-
-    A discovery that fails (any error: a listing over the size cap, a blocked address, a 4xx or
-    5xx, a bad port) does not raise: mode ``failed`` with ``error``, ``kind`` and ``transient``;
-    its rows are staged for the fetch step, which archives them.
-    """
-    src = run.source(source_id)
-    out: dict[str, Any] = {"source": source_id, "interval": run.interval.id, "attempt": run.attempt}
-    if src.kind == "warc":
-        return {**out, "mode": "warc"}
-    existing = read_index(run.lake, source_id, run.interval, lenient=run.refetch)
-    if existing is not None and (not run.refetch or existing.attempt == run.attempt):
-        waiting = existing.retry
-        if not waiting:
-            log.info("source %s %s: raw archive exists, replaying it", source_id, run.interval.id)
-            return {**out, "mode": "replay"}
-        if not any(p.purpose == "listing" for p in waiting):
-            log.info("source %s %s: %d URLs pending", source_id, run.interval.id, len(waiting))
-            return {**out, "mode": "resume", "count": 0}
-        log.info("source %s %s: listing pending, discovering again", source_id, run.interval.id)
-    seen = _seen(run)
-    state_key = f"_state/validators/{source_id}.json"
-    validators = (
-        validators_from_json(run.lake.get_bytes(state_key)) if run.lake.exists(state_key) else {}
-    )
-    policy = FetchPolicy.from_config(run.sources)
-    failure: EtlError | None = None
-    candidates = []
-    with tempfile.TemporaryDirectory(prefix="newsetl-discover-") as tmp:
-        with WarcArchive(run.interval, Path(tmp)) as archive, run.client() as client:
-            fetcher = Fetcher(client, policy, archive=archive, resolver=run.resolver)
-            try:
-                candidates = list(
-                    discover(
-                        src,
-                        run.interval,
-                        fetcher=fetcher,
-                        seen=seen,
-                        validators=validators,
-                        load_raw=raw_loader(_lake_opener(run.lake)),
-                    )
-                )
-            except EtlError as exc:
-                failure = exc
-            except Exception as exc:  # a malformed URL (a bad port) or a bug: this source only
-                kind = "bad-url" if isinstance(exc, ValueError) else "internal"
-                if kind == "internal":
-                    log.exception("source %s: discovery failed", source_id)
-                where = src.url or src.path
-                failure = SourceError(source_id, f"{where}: {type(exc).__name__}: {exc}", kind=kind)
-            files = archive.files()
-        for _, path in files:
-            run.lake.put_file(run.staging("discover", f"{source_id}.warc.gz"), path)
-    rows = list(fetcher.log)
-    if failure is not None:
-        if not any(r.error_class for r in rows if r.purpose != "robots"):
-            rows.append(_source_row(src, failure))
-        _put_log(run, run.staging("fetch_log", f"{source_id}-discover.parquet"), rows)
-        log.warning("source %s %s: discovery failed: %s", source_id, run.interval.id, failure)
-        return {
-            **out,
-            "mode": "failed",
-            "count": 0,
-            "error": str(failure),
-            "kind": failure.kind,
-            "transient": failure.transient,
-            "listing": src.url or src.path,
-        }
-    run.lake.put_bytes(state_key, validators_to_json(validators))
-    _put_log(run, run.staging("fetch_log", f"{source_id}-discover.parquet"), rows)
-    key = run.staging("candidates", f"{source_id}.jsonl")
-    run.lake.put_bytes(key, _jsonl([asdict(c) for c in candidates]))
-    log.info("source %s %s: %d candidates", source_id, run.interval.id, len(candidates))
-    return {**out, "mode": "fetch", "candidates": key, "count": len(candidates)}
-
-
-def _source_row(src: SourceConfig, error: EtlError) -> FetchLog:
-    """The fetch_log row of a source that failed before any request said why."""
-    return FetchLog(
-        url=src.url or src.path or src.id,
-        source_id=src.id,
-        purpose="source",
-        status=None,
-        error_class=error.kind,
-        error=str(error),
-        attempts=1,
-        bytes=None,
-        elapsed_ms=0,
-        fetched_at=datetime.now(UTC),
-    )
-
-
 def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
     """Fetch a source's candidates, or only its pending URLs, into its raw zone.
 
@@ -245,7 +145,7 @@ def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
     staged = []
     if mode == "fetch":
         data = run.lake.get_bytes(discovered["candidates"])
-        staged = [candidate_of(r) for r in _read_jsonl(data)]
+        staged = [candidate_of(r) for r in read_jsonl(data)]
     return fetch_into_raw(run, discovered, staged)
 
 
@@ -262,16 +162,9 @@ def raise_if_incomplete(result: dict[str, Any]) -> None:
         raise FetchTransient(source, f"{len(pending)} URLs pending: {shown}", kind="pending")
 
 
-def _lake_opener(lake: Lake) -> Any:
-    def opener(key: str) -> IO[bytes]:
-        return io.BytesIO(lake.get_bytes(key))
-
-    return opener
-
-
 def _pages(run: Run, src: SourceConfig, mode: str) -> Iterator[Page]:
     if mode == "warc":
-        yield from read_warc(src, run.interval, seen=_seen(run))
+        yield from read_warc(src, run.interval, seen=seen_for(run))
         return
     index = read_index(run.lake, src.id, run.interval)
     if index is None or not index.pages:
