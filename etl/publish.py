@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import tempfile
 import uuid
 from collections import Counter
@@ -175,8 +176,9 @@ def publish(
     hits = dict(rule_hits or {})
     deduped = dedupe(batches, seen=seen)
     figures = Figures(quality.min_words)
-    with tempfile.TemporaryDirectory(prefix="newsetl-gate-") as tmp:
-        path = Path(tmp) / "deduped.parquet"
+    tmp = Path(tempfile.mkdtemp(prefix="newsetl-gate-"))
+    try:
+        path = tmp / "deduped.parquet"
         with pq.ParquetWriter(path, article_schema(), compression="zstd") as writer:
             for batch in deduped:
                 figures.add(batch)
@@ -205,7 +207,12 @@ def publish(
             )
 
         def rows() -> Iterator[pa.RecordBatch]:
-            yield from pq.ParquetFile(path).iter_batches()
+            # the temp folder goes as soon as the rows are read: publish_interval reads them all
+            # before its first put, so a publish killed later leaves nothing behind locally
+            try:
+                yield from pq.ParquetFile(path).iter_batches()
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
         return publish_interval(
             lake,
@@ -220,6 +227,8 @@ def publish(
             quality=figs,
             attempt=attempt,
         )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _quarantine(
