@@ -81,7 +81,8 @@ class Figures:
     ids: Counter[str] = field(default_factory=Counter)
 
     def add(self, batch: pa.RecordBatch) -> None:
-        cols = batch.to_pydict()
+        names = ("word_count", "title", "published_at", "authors", "language", "article_id")
+        cols = {n: batch.column(n).to_pylist() for n in names}  # not the text: it is long
         self.rows += batch.num_rows
         for w in cols["word_count"]:
             self.words += w or 0

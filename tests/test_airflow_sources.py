@@ -79,3 +79,65 @@ def test_a_failing_mapped_source_does_not_stop_the_others_being_published(
     assert by["missing", "feed"]["status"] == 404
     assert by["bad-port", "source"]["error_class"] == "bad-url"
     assert not list((lake / "_staging").rglob("*.*")) if (lake / "_staging").exists() else True
+
+
+def test_transient_failures_are_retried_by_airflow_and_the_interval_completes(
+    airflow_env: dict[str, str], airflow_local: Any, tmp_path: Path
+) -> None:
+    """A feed answering 503 once and an article answering 503 once: ``discover`` and ``fetch``
+    raise while Airflow has retries left; the fetch retry asks for the pending article alone."""
+    from sites import Response, Site, SiteRequest
+    from test_runner import FERRY, LIBRARY, html, rss
+
+    when = "Sat, 14 May 2022 09:30:00 +0000"
+    calls = {"/feed.xml": 0, "/news/library-hours/": 0}
+
+    def once_busy(ok: Response) -> Any:
+        def route(req: SiteRequest) -> Response:
+            calls[req.path] += 1
+            return Response(503, b"busy") if calls[req.path] == 1 else ok
+
+        return route
+
+    with Site() as site:
+        feed = rss(site.base, [("/news/ferry-returns/", when), ("/news/library-hours/", when)])
+        site.routes.update(
+            {
+                "/robots.txt": Response(200, b"User-agent: *\n", content_type="text/plain"),
+                "/feed.xml": once_busy(feed),
+                "/news/ferry-returns/": html(FERRY),
+                "/news/library-hours/": once_busy(html(LIBRARY)),
+            }
+        )
+        sources = {
+            "allow_private_addresses": True,
+            "user_agent": "newsetl-test/0.1 (+https://example.org/newsetl-tests)",
+            "fetch": {"max_attempts": 1},
+            "sources": [{"id": "gazette", "kind": "rss", "url": site.url("/feed.xml"),
+                         "per_host_delay_s": 0}],
+        }  # fmt: skip
+        path = tmp_path / "sources.yaml"
+        path.write_text(yaml.safe_dump(sources, sort_keys=False), encoding="utf-8")
+        lake = tmp_path / "lake"
+        env = airflow_local.subprocess_env(
+            airflow_env, {"NEWSETL_SOURCES": str(path), "NEWSETL_LAKE": str(lake)}
+        )
+        end = datetime(2022, 5, 14, 10, tzinfo=UTC)
+        interval = Interval(datetime(2022, 5, 14, 9, tzinfo=UTC), end)
+
+        result = airflow_local.dags_test(env, end, log=tmp_path / "retries.log", timeout=600)
+
+        assert result.ok, result.tail()
+        assert calls == {"/feed.xml": 2, "/news/library-hours/": 2}  # one retry each
+        fetched = [r.path for r in site.requests() if r.path.startswith("/news/")]
+        assert sorted(fetched) == [
+            "/news/ferry-returns/",
+            "/news/library-hours/",
+            "/news/library-hours/",
+        ]  # the fetch retry asked for the pending article alone
+        manifest = json.loads((lake / "_runs" / f"{interval.id}.json").read_text("utf-8"))
+        assert manifest["status"] == "complete" and manifest["articles"] == 2
+        assert manifest["pending"] == [] and manifest["failed_sources"] == []
+        log = pq.read_table(lake / manifest["fetch_log"]["key"]).to_pylist()
+        library = [r for r in log if r["url"].endswith("/news/library-hours/")]
+        assert [r["status"] for r in library] == [200]
