@@ -21,6 +21,14 @@ Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gat
   extra) when it exists, else the standard AWS settings.
 * Transient errors (timeouts, 5xx, S3 throttling) raise and are retried; terminal ones become
   `fetch_log` rows, or fail the task without retries (bad configuration, quality gate).
+* **A failing source never sinks the others**: `discover` records a source's failure (a
+  `fetch_log` row, the raw index) instead of failing; a transient one raises while retries
+  remain. `fetch` archives what succeeded, then raises while URLs are pending and retries remain
+  (the retry fetches only those); on the last try both return, `publish` publishes what there is
+  with the interval marked `incomplete` (manifest `pending`, `failed_sources`), and `validate`
+  fails the run naming the pending URLs; a rerun (clear, backfill) fetches just those.
+* **Attempt**: `plan` makes one attempt id per DAG run (from its run_id); every task stages under
+  `_staging/<interval>/<attempt>/` and `publish` reads only that attempt's files.
 """
 
 from __future__ import annotations
@@ -63,7 +71,27 @@ def _run(item: dict[str, Any]) -> Any:
 
     settings = _step(_settings, item["lake"], item["sources"])
     interval = Interval(datetime.fromisoformat(item["start"]), datetime.fromisoformat(item["end"]))
-    return _step(Run.open, settings, interval, refetch=bool(item.get("refetch")))
+    refetch = bool(item.get("refetch"))
+    return _step(Run.open, settings, interval, refetch=refetch, attempt=item.get("attempt"))
+
+
+def _tries_left(context: dict[str, Any]) -> bool:
+    """Whether Airflow will retry this task instance if it fails now."""
+    ti = context.get("ti")
+    try_number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
+    if not isinstance(try_number, int) or not isinstance(max_tries, int):
+        return False
+    return try_number <= max_tries
+
+
+def _retry_unless_last(result: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Raise a transient error for what ``result`` left pending while retries remain (Airflow
+    retries the task); on the last try return it, so the others are published all the same."""
+    from etl.runner import raise_if_incomplete
+
+    if _tries_left(context):
+        raise_if_incomplete(result)
+    return result
 
 
 def _step(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -106,7 +134,7 @@ def news_ingest() -> None:
     def plan(**context: Any) -> list[dict[str, Any]]:
         """Resolve the interval and configuration, validate sources.yaml: one item per source."""
         from etl.records import Interval
-        from etl.runner import Run
+        from etl.runner import Run, new_attempt
         from etl.runner import plan as plan_sources
 
         params = context.get("params") or {}
@@ -118,7 +146,10 @@ def news_ingest() -> None:
             interval = Interval.last_complete_hour(run_after)
         settings = _step(_settings, params.get("lake"), params.get("sources"))
         run = _step(Run.open, settings, interval)
+        # one attempt per DAG run: every task of the run stages under it, retries included
+        attempt = new_attempt(getattr(context.get("dag_run"), "run_id", None) or "manual")
         base = {
+            "attempt": attempt,
             "start": interval.start.isoformat(),
             "end": interval.end.isoformat(),
             "lake": settings.lake,
@@ -129,16 +160,20 @@ def news_ingest() -> None:
 
     # multiple_outputs=False: a task returning a dict pushes one XCom, not one more per key.
     @task(multiple_outputs=False)
-    def discover(item: dict[str, Any]) -> dict[str, Any]:
+    def discover(item: dict[str, Any], **context: Any) -> dict[str, Any]:
         from etl.runner import discover_step
 
-        return {**item, **_step(discover_step, _run(item), item["source"])}
+        found = {**item, **_step(discover_step, _run(item), item["source"])}
+        return _retry_unless_last(found, context)
 
     @task(pool="news_http", multiple_outputs=False)
-    def fetch(item: dict[str, Any]) -> dict[str, Any]:
+    def fetch(item: dict[str, Any], **context: Any) -> dict[str, Any]:
         from etl.runner import fetch_step
 
-        return {**item, **_step(fetch_step, _run(item), item)}
+        fetched = {**item, **_step(fetch_step, _run(item), item)}
+        if fetched.get("mode") == "failed":  # discover used its retries: record, go on
+            return fetched
+        return _retry_unless_last(fetched, context)
 
     @task(multiple_outputs=False)
     def process(item: dict[str, Any]) -> dict[str, Any]:
@@ -155,9 +190,19 @@ def news_ingest() -> None:
 
     @task(outlets=[ARTICLES], multiple_outputs=False)
     def validate(published: dict[str, Any]) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from etl.runner import validate_step
 
-        return dict(_step(validate_step, _run(published)))
+        figures = dict(_step(validate_step, _run(published)))
+        if figures.get("status") == "incomplete":
+            pending = figures.get("pending") or []
+            failed = [f["source"] for f in published.get("failed_sources") or []]
+            raise AirflowFailException(
+                f"interval {figures['interval']} published INCOMPLETE: {len(pending)} URLs "
+                f"pending {pending[:10]}, failed sources {failed}; rerun the interval to fetch them"
+            )
+        return figures
 
     processed = process.expand(item=fetch.expand(item=discover.expand(item=plan())))
     validate(publish(processed))

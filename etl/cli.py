@@ -310,16 +310,13 @@ def run(
     ] = False,
     workers: WorkersOpt = 1,
 ) -> None:
-    """One pipeline run for one interval: discover → fetch → extract → clean → publish."""
-    from etl.runner import (
-        Run,
-        discover_step,
-        fetch_step,
-        plan,
-        process_step,
-        publish_step,
-        validate_step,
-    )
+    """One pipeline run for one interval: discover → fetch → extract → clean → publish.
+
+    Exit status: 0 the interval is complete; 1 it was published but is incomplete (URLs pending
+    after transient failures: run it again to fetch just those) or a source failed; 2 an error
+    stopped the run before anything was published (bad configuration, the quality gate...).
+    """
+    from etl.runner import Run, plan, publish_step, source_steps, validate_step
 
     interval = _interval(start, end)
     processed = []
@@ -329,26 +326,27 @@ def run(
         ids = plan(the_run)
         with _progress(len(ids) * 3, "run") as bar:
             task = bar.add_task("run", total=len(ids) * 3 + 2)
+
+            def step(name: str) -> None:
+                bar.update(task, description=name)
+                bar.advance(task)
+
             for source_id in ids:
-                bar.update(task, description=f"discover {source_id}")
-                found = discover_step(the_run, source_id)
-                bar.advance(task)
-                bar.update(task, description=f"fetch {source_id}")
-                fetched = fetch_step(the_run, found)
-                bar.advance(task)
-                bar.update(task, description=f"process {source_id}")
-                processed.append(process_step(the_run, fetched))
-                bar.advance(task)
+                processed.append(source_steps(the_run, source_id, on_step=step))
+            step("publish")
             published = publish_step(the_run, processed)
-            bar.advance(task)
+            step("validate")
             quality = validate_step(the_run)
-            bar.advance(task)
     except EtlError as exc:
         hint = " (transient: running it again may succeed)" if exc.transient else ""
         err.print(f"[red]error:[/] {escape(str(exc))}{hint}")
         raise typer.Exit(2) from None
     out.print(f"lake {settings.lake}   interval {interval.id} (dt={interval.dt})", markup=False)
     for p in processed:
+        if p["mode"] in ("failed", "error"):
+            kind = "transient" if p.get("transient") else "terminal"
+            out.print(f"  source {p['source']}: FAILED ({kind}): {p['error']}", markup=False)
+            continue
         out.print(
             f"  source {p['source']}: mode {p['mode']}, {p.get('count', '-')} listed, "
             f"{p.get('pages', '-')} fetched, {p['rows']} articles, {p['failed']} failed",
@@ -359,6 +357,19 @@ def run(
         f"{published['urls_tried']} fetch_log rows; quality {quality}",
         markup=False,
     )
+    pending, failed = published["pending"], published["failed_sources"]
+    if published["status"] != "complete" or failed:
+        if pending:
+            shown = "\n  ".join(pending[:20]) + ("\n  …" if len(pending) > 20 else "")
+            err.print(
+                f"interval {interval.id} is INCOMPLETE: {len(pending)} URLs pending after "
+                f"transient failures (run it again to fetch just these):\n  {shown}",
+                markup=False,
+            )
+        for f in failed:
+            again = "retried by the next run" if f.get("transient") else "--refetch to retry"
+            err.print(f"source {f['source']} failed ({again}): {f.get('error')}", markup=False)
+        raise typer.Exit(1)
 
 
 def _interval(start: str | None, end: str | None) -> Interval:

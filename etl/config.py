@@ -45,6 +45,8 @@ __all__ = [  # the lake settings live in etl.lake_config; this is where callers 
     "ExtractSettings",
     "FetchOptions",
     "LakeSettings",
+    "QualityOptions",
+    "QualitySettings",
     "Settings",
     "SourceConfig",
     "SourceKind",
@@ -88,6 +90,9 @@ class QualitySettings:
     max_empty_rate: float = 0.2  # share of articles with fewer than min_words words
     max_duplicate_rate: float = 0.0  # share of rows repeating an article_id of the interval
     min_words: int = 20
+    min_title_share: float = 0.0  # share of articles with a title (0: not checked)
+    min_date_share: float = 0.0  # share with a publication date
+    min_author_share: float = 0.0  # share with at least one author
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,25 @@ class FetchOptions(BaseModel):
     backoff_max_s: Annotated[float, Field(ge=0)] = 60.0
     max_retry_after_s: Annotated[float, Field(ge=0)] = 120.0
     max_crawl_delay_s: Annotated[float, Field(ge=0)] = 60.0
+    # runs (newsetl run invocations, Airflow tries) a URL failing transiently may use before its
+    # failure becomes a terminal fetch_log row; until then the interval is incomplete
+    max_attempts_across_runs: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+class QualityOptions(BaseModel):
+    """The ``quality:`` section of sources.yaml: thresholds of the gate run before publishing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_empty_rate: Annotated[float, Field(ge=0, le=1)] = 0.2
+    max_duplicate_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    min_words: Annotated[int, Field(ge=0)] = 20
+    min_title_share: Annotated[float, Field(ge=0, le=1)] = 0.0
+    min_date_share: Annotated[float, Field(ge=0, le=1)] = 0.0
+    min_author_share: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+    def settings(self) -> QualitySettings:
+        return QualitySettings(**self.model_dump())
 
 
 class SourcesFile(BaseModel):
@@ -260,6 +284,7 @@ class SourcesFile(BaseModel):
     allow_private_addresses: bool = False
     user_agent: str = DEFAULT_USER_AGENT
     fetch: FetchOptions = FetchOptions()
+    quality: QualityOptions | None = None  # None: the settings' defaults
 
     _ua = field_validator("user_agent")(_check_user_agent)
 

@@ -137,6 +137,18 @@ class Fetcher:
         job = self.job(url, source_id, "robots", user_agent=user_agent)
         return self.robots_for(job, held=False)
 
+    def remember_robots(self, host: str, body: bytes | None) -> None:
+        """Take ``host``'s robots.txt as fetched earlier (by an earlier try of the same interval,
+        read back from its archive) instead of asking again; ``None``: the host has no rules."""
+        from protego import Protego
+
+        parser = Protego.parse(body.decode("utf-8", "replace")) if body is not None else None
+        robots = Robots(parser)
+        if parser is not None and (delay := parser.crawl_delay(self.policy.user_agent)):
+            self.gate.set_floor(host, min(float(delay), self.policy.max_crawl_delay_s))
+        with self._lock:
+            self._robots.setdefault(host, robots)
+
     def record(self, row: FetchLog) -> None:
         """Append a row to :attr:`log` (thread-safe)."""
         with self._lock:

@@ -182,11 +182,12 @@ def ingest(
     source_id: str | None = None,
     workers: int = 1,
     on_result: Callable[[Article | Failure], None] | None = None,
+    attempt: str | None = None,
 ) -> RunSummary:
     """Pages → article core → one published interval (exactly-once: reruns replace it)."""
-    from etl.dedupe import dedupe
     from etl.normalize import canonical_url, normalize
-    from etl.store import publish_interval, seen_ids
+    from etl.publish import manifest_extra, new_attempt, publish
+    from etl.store import seen_ids
 
     failures: list[Failure] = []
     hits: Counter[str] = Counter()
@@ -220,20 +221,32 @@ def ingest(
 
     seen = seen_ids(lake, days=settings.seen_days, exclude=interval)
     rules_version = rules_for(settings).version
-    run = dedupe(normalize(articles(), dt=interval.dt, rules_version=rules_version), seen=seen)
-    manifest = publish_interval(
+    rows = normalize(articles(), dt=interval.dt, rules_version=rules_version)
+
+    def figures() -> dict[str, Any]:
+        return {
+            "mode": "ingest",
+            "pages": len(titles) + len(failures),
+            "rows": len(titles),
+            "failed": len(failures),
+        }
+
+    sid = source_id or "local"
+    manifest = publish(
         lake,
         interval,
-        run,
+        rows,
+        seen=seen,
+        quality=settings.quality,
+        attempt=attempt or new_attempt("ingest"),
         n_shards=settings.n_shards,
         fetch_log=lambda: failure_log(failures, source_id=source_id, dt=interval.dt),
-        manifest_extra=lambda: {
-            "source_id": source_id,
-            "pages": len(titles) + len(failures),
-            "failed": len(failures),
-            "rule_hits": dict(hits.most_common()),
-            "rules_version": sorted(versions),
-            "dedupe": run.stats.as_dict(),
-        },
+        extra=lambda: manifest_extra(
+            {sid: figures()},
+            hits,
+            rules_versions=sorted(versions),
+            urls_tried=len(titles) + len(failures),
+        ),
+        rule_hits=hits,
     )
-    return RunSummary(manifest, failures, hits, titles, run.stats.as_dict())
+    return RunSummary(manifest, failures, hits, titles, dict(manifest.extra["dedupe"]))

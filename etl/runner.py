@@ -4,49 +4,82 @@ These are the functions the Airflow tasks call (one step per task, mapped per so
 ``newsetl run`` calls in a row. Steps talk through the lake, never through memory: each returns
 a small JSON-able dict of keys and counts (what travels in XCom), and each can be retried alone.
 
-Per source and interval, the raw zone holds ``raw/dt=D/source=S/<interval>.warc.gz`` (every
-response: listings first, then articles) and its index ``<interval>.pages.jsonl`` (the article
-responses' ``raw_ref`` with the listing's hints). Work in progress lives under
-``_staging/<interval>/`` and is removed by publish. When the raw archive of an interval exists
-and ``refetch`` is off, discover and fetch are skipped and process *replays* the archive with the
-current rules: no network.
+Per source and interval, the raw zone (:mod:`etl.rawzone`) holds the WARC of every response and
+its index ``<interval>.pages.jsonl``, the one switch naming the WARC, the fetch log, the pages and
+the URLs still *pending* after a transient failure. Work in progress lives under
+``_staging/<interval>/<attempt>/`` (:meth:`Run.staging`): each run attempt (a ``newsetl run``
+invocation, a DAG run) stages apart and publish reads only its own attempt's files. When the raw
+archive of an interval exists and ``refetch`` is off, discover and fetch are skipped and process
+*replays* the archive with the current rules (no network), except for pending URLs: those alone
+are fetched again (mode ``resume``; a pending listing is discovered again) and merged in.
+
+A source whose discovery fails never sinks the others: the step returns mode ``failed``, the
+failure is a fetch_log row, the raw index records it, and the manifest names the source in
+``failed_sources`` (a transient failure leaves the interval ``incomplete``: the next try or run
+discovers that source again).
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.config import Settings, SourceConfig, SourcesFile, load_sources
-from etl.errors import ConfigError, QualityError
-from etl.fetch import Fetcher, FetchLog, FetchPolicy, validators_from_json, validators_to_json
+from etl.discoverstep import discover_step, read_jsonl, seen_for
+from etl.errors import ConfigError, EtlError, FetchTransient, QualityError, SourceError
+from etl.fetch import FetchLog
+from etl.fetchstep import candidate_of, fetch_into_raw
 from etl.lake import Lake, open_lake
 from etl.netguard import Resolver, system_resolver
 from etl.pipeline import Failure, failure_log, process_pages, rules_for
+from etl.publish import KEY_UNSAFE, new_attempt
+from etl.rawzone import read_index, read_log
 from etl.records import Article, Interval, Page
 from etl.schema import ARTICLE_VERSION, article_schema, fetch_log_schema
-from etl.sources import Candidate, discover
-from etl.store import publish_interval, read_manifest, read_table, seen_ids, write_table
-from etl.warc import WarcArchive, raw_key, raw_loader, read_warc
+from etl.store import read_manifest, read_table, seen_ids, write_table
+from etl.warc import raw_loader, read_warc
+
+__all__ = [
+    "Run",
+    "discover_step",
+    "fetch_step",
+    "new_attempt",
+    "plan",
+    "process_step",
+    "publish_step",
+    "raise_if_incomplete",
+    "run_interval",
+    "source_steps",
+    "staging_prefix",
+    "validate_step",
+]
 
 log = logging.getLogger("etl.runner")
 
 
+def staging_prefix(interval: Interval, attempt: str | None = None) -> str:
+    """``_staging/<interval>/`` (every attempt's work) or ``_staging/<interval>/<attempt>/``."""
+    return "/".join(("_staging", interval.id, *((attempt,) if attempt else ()))) + "/"
+
+
 @dataclass(frozen=True)
 class Run:
-    """Everything a step needs: settings, the sources file, the interval, the lake."""
+    """Everything a step needs: settings, the sources file, the interval, the lake, the attempt.
+
+    ``attempt`` names this run attempt's staging (``_staging/<interval>/<attempt>/``): a fresh
+    one per ``newsetl run``, one per DAG run (made in ``plan``, carried in the items).
+    """
 
     settings: Settings
     sources: SourcesFile
@@ -54,17 +87,31 @@ class Run:
     lake: Lake
     refetch: bool = False
     resolver: Resolver = system_resolver
+    attempt: str = field(default_factory=new_attempt)
 
     @classmethod
-    def open(cls, settings: Settings, interval: Interval, *, refetch: bool = False) -> Run:
+    def open(
+        cls,
+        settings: Settings,
+        interval: Interval,
+        *,
+        refetch: bool = False,
+        attempt: str | None = None,
+    ) -> Run:
         if settings.sources is None:
             raise ConfigError("sources", "no sources file: set NEWSETL_SOURCES or pass --sources")
+        sources = load_sources(settings.sources)
+        if sources.quality is not None:  # the sources file's thresholds win
+            settings = replace(settings, quality=sources.quality.settings())
+        if attempt is not None and (not attempt or KEY_UNSAFE.search(attempt)):
+            raise ConfigError("attempt", f"not a key-safe attempt id: {attempt!r}")
         return cls(
             settings,
-            load_sources(settings.sources),
+            sources,
             interval,
             open_lake(settings.lake_settings),
             refetch,
+            attempt=attempt or new_attempt(),
         )
 
     def source(self, source_id: str) -> SourceConfig:
@@ -74,7 +121,8 @@ class Run:
         raise ConfigError(str(self.settings.sources), f"no source with id {source_id!r}")
 
     def staging(self, *parts: str) -> str:
-        return "/".join(("_staging", self.interval.id, *parts))
+        """A key under this attempt's staging: ``_staging/<interval>/<attempt>/<parts>``."""
+        return "/".join(("_staging", self.interval.id, self.attempt, *parts))
 
     def client(self) -> httpx.Client:
         return httpx.Client(trust_env=False, follow_redirects=False)
@@ -85,163 +133,45 @@ def plan(run: Run) -> list[str]:
     return [s.id for s in run.sources.sources]
 
 
-def _index_key(source_id: str, interval: Interval) -> str:
-    return raw_key(source_id, interval).removesuffix(".warc.gz") + ".pages.jsonl"
-
-
-def _raw_log_key(source_id: str, interval: Interval) -> str:
-    return raw_key(source_id, interval).removesuffix(".warc.gz") + ".fetch_log.parquet"
-
-
-def _jsonl(rows: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in rows).encode()
-
-
-def _read_jsonl(data: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
-
-
-def _put_log(run: Run, key: str, rows: list[FetchLog]) -> None:
-    if rows:
-        table = pa.Table.from_pylist(
-            [r.as_row(run.interval.dt) for r in rows], schema=fetch_log_schema()
-        )
-        write_table(run.lake, key, table)
-
-
-def _seen(run: Run) -> frozenset[str]:
-    """The seen index as discovery needs it (ids of listed URLs included)."""
-    return seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval, with_urls=True)
-
-
-def discover_step(run: Run, source_id: str) -> dict[str, Any]:
-    """List a source's candidates for the interval (or decide to replay / read a WARC source)."""
-    src = run.source(source_id)
-    out: dict[str, Any] = {"source": source_id, "interval": run.interval.id}
-    if src.kind == "warc":
-        return {**out, "mode": "warc"}
-    if not run.refetch and run.lake.exists(_index_key(source_id, run.interval)):
-        log.info("source %s %s: raw archive exists, replaying it", source_id, run.interval.id)
-        return {**out, "mode": "replay"}
-    seen = _seen(run)
-    state_key = f"_state/validators/{source_id}.json"
-    validators = (
-        validators_from_json(run.lake.get_bytes(state_key)) if run.lake.exists(state_key) else {}
-    )
-    policy = FetchPolicy.from_config(run.sources)
-    with tempfile.TemporaryDirectory(prefix="newsetl-discover-") as tmp:
-        with WarcArchive(run.interval, Path(tmp)) as archive, run.client() as client:
-            fetcher = Fetcher(client, policy, archive=archive, resolver=run.resolver)
-            candidates = list(
-                discover(
-                    src,
-                    run.interval,
-                    fetcher=fetcher,
-                    seen=seen,
-                    validators=validators,
-                    load_raw=raw_loader(_lake_opener(run.lake)),
-                )
-            )
-            files = archive.files()
-        for _, path in files:
-            run.lake.put_file(run.staging("discover", f"{source_id}.warc.gz"), path)
-    run.lake.put_bytes(state_key, validators_to_json(validators))
-    _put_log(run, run.staging("fetch_log", f"{source_id}-discover.parquet"), fetcher.log)
-    key = run.staging("candidates", f"{source_id}.jsonl")
-    run.lake.put_bytes(key, _jsonl([asdict(c) for c in candidates]))
-    log.info("source %s %s: %d candidates", source_id, run.interval.id, len(candidates))
-    return {**out, "mode": "fetch", "candidates": key, "count": len(candidates)}
-
-
-def _candidate(row: dict[str, Any]) -> Candidate:
-    listed = row.get("listed_at")
-    return Candidate(
-        **{
-            **row,
-            "listed_at": datetime.fromisoformat(listed) if listed else None,
-            "authors_hint": tuple(row.get("authors_hint") or ()),
-        }
-    )
-
-
 def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
-    """Fetch a source's candidates; write the raw WARC and its page index to the raw zone."""
-    source_id = discovered["source"]
-    if discovered.get("mode") != "fetch":
+    """Fetch a source's candidates, or only its pending URLs, into its raw zone.
+
+    Never raises for a transient failure of a URL: it archives what succeeded and returns
+    ``status: incomplete`` with the ``pending`` URLs (see :func:`raise_if_incomplete`).
+    """
+    mode = discovered.get("mode")
+    if mode not in ("fetch", "resume", "failed"):
         return discovered
-    candidates = [_candidate(r) for r in _read_jsonl(run.lake.get_bytes(discovered["candidates"]))]
-    raw = raw_key(source_id, run.interval)
-    head_key = run.staging("discover", f"{source_id}.warc.gz")
-    head = run.lake.get_bytes(head_key) if run.lake.exists(head_key) else b""
-    by_url = {c.url: c for c in candidates}
-    index: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="newsetl-fetch-") as tmp:
-        with WarcArchive(run.interval, Path(tmp)) as archive, run.client() as client:
-            fetcher = Fetcher(
-                client, FetchPolicy.from_config(run.sources), archive=archive, resolver=run.resolver
-            )
-            for result in fetcher.fetch_all(candidates):
-                if result.page is None or result.page.raw_ref is None:
-                    continue
-                cand = (
-                    result.candidate if result.candidate is not None else by_url.get(result.log.url)
-                )
-                index.append(
-                    {
-                        "raw_ref": _shift(result.page.raw_ref, len(head)),
-                        "url": result.page.url,
-                        "published_hint": cand.listed_at if cand else None,
-                        "authors_hint": list(cand.authors_hint) if cand else [],
-                        "language_hint": cand.language_hint if cand else None,
-                        "rules": cand.rules if cand else None,
-                    }
-                )
-            files = archive.files()
-        final = Path(tmp) / "raw.warc.gz"
-        with final.open("wb") as out:
-            out.write(head)
-            for _, path in files:
-                out.write(path.read_bytes())
-        run.lake.put_file(raw, final)
-    head_log = run.staging("fetch_log", f"{source_id}-discover.parquet")
-    # this step's records sit after the listings' in the raw file: so must their rows' raw_refs
-    rows = [replace(r, raw_ref=_shift(r.raw_ref, len(head))) for r in fetcher.log]
-    if run.lake.exists(head_log):  # the listings' rows travel with the raw archive from now on
-        earlier = read_table(run.lake, head_log, schema=fetch_log_schema())
-        rows = [
-            FetchLog(**{k: v for k, v in r.items() if k != "dt"}) for r in earlier.to_pylist()
-        ] + rows
-    _put_log(run, _raw_log_key(source_id, run.interval), rows)
-    run.lake.delete([head_log])
-    run.lake.put_bytes(_index_key(source_id, run.interval), _jsonl(index))
-    return {**discovered, "pages": len(index)}
+    staged = []
+    if mode == "fetch":
+        data = run.lake.get_bytes(discovered["candidates"])
+        staged = [candidate_of(r) for r in read_jsonl(data)]
+    return fetch_into_raw(run, discovered, staged)
 
 
-def _shift(raw_ref: str | None, by: int) -> str | None:
-    """``raw_ref`` of a record moved ``by`` bytes later in its file (files are concatenated)."""
-    if raw_ref is None or not by:
-        return raw_ref
-    key, _, offset = raw_ref.rpartition("#")
-    return f"{key}#{int(offset) + by}"
-
-
-def _lake_opener(lake: Lake) -> Any:
-    def opener(key: str) -> IO[bytes]:
-        return io.BytesIO(lake.get_bytes(key))
-
-    return opener
+def raise_if_incomplete(result: dict[str, Any]) -> None:
+    """A transient error naming what a step left pending (for Airflow to retry the task)."""
+    source = result.get("source", "?")
+    if result.get("mode") == "failed" and result.get("transient"):
+        raise SourceError(source, str(result.get("error")), kind="listing", transient=True)
+    pending = result.get("pending") or []
+    if pending:
+        shown = ", ".join(pending[:5]) + (
+            f" and {len(pending) - 5} more" if len(pending) > 5 else ""
+        )
+        raise FetchTransient(source, f"{len(pending)} URLs pending: {shown}", kind="pending")
 
 
 def _pages(run: Run, src: SourceConfig, mode: str) -> Iterator[Page]:
     if mode == "warc":
-        yield from read_warc(src, run.interval, seen=_seen(run))
+        yield from read_warc(src, run.interval, seen=seen_for(run))
         return
-    index = _read_jsonl(run.lake.get_bytes(_index_key(src.id, run.interval)))
-    if not index:
+    index = read_index(run.lake, src.id, run.interval)
+    if index is None or not index.pages:
         return
-    raw = run.lake.get_bytes(raw_key(src.id, run.interval))  # one download per source
+    raw = run.lake.get_bytes(index.warc)  # one download per source
     load = raw_loader(lambda _key: io.BytesIO(raw))
-    for entry in index:
+    for entry in index.pages:
         page = load(entry["raw_ref"])
         hint = entry.get("published_hint")
         yield replace(
@@ -274,14 +204,11 @@ def process_step(run: Run, fetched: dict[str, Any]) -> dict[str, Any]:
 
     key = run.staging("articles", f"{src.id}.parquet")
     rows = 0
+    version = rules_for(run.settings, src.rules).version
     with tempfile.TemporaryDirectory(prefix="newsetl-process-") as tmp:
         path = Path(tmp) / "part.parquet"
         with pq.ParquetWriter(path, article_schema(), compression="zstd") as writer:
-            for batch in normalize(
-                articles(),
-                dt=run.interval.dt,
-                rules_version=rules_for(run.settings, src.rules).version,
-            ):
+            for batch in normalize(articles(), dt=run.interval.dt, rules_version=version):
                 writer.write_batch(batch)
                 rows += batch.num_rows
         run.lake.put_file(key, path)
@@ -294,57 +221,106 @@ def process_step(run: Run, fetched: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "failed": len(failures),
         "rule_hits": dict(hits),
+        "rules_version": version,
     }
 
 
+_NOT_FIGURES = ("rule_hits", "articles", "candidates", "attempt", "interval")
+
+
+def _raw_state(
+    run: Run, processed: list[dict[str, Any]]
+) -> tuple[list[pa.Table], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per source: the fetch_log tables (raw final rows, pending rows, this attempt's process
+    failures), the pending URLs and the failed sources, read from the lake."""
+    tables: list[pa.Table] = []
+    pending: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    dt = run.interval.dt
+    for p in processed:
+        sid = p["source"]
+        broken = p.get("mode") == "error"  # its index may be what failed
+        index = (
+            read_index(run.lake, sid, run.interval, lenient=broken)
+            if p.get("mode") != "warc"
+            else None
+        )
+        rows: list[FetchLog] = []
+        if index is not None:
+            rows = read_log(run.lake, index) + [r for e in index.pending for r in e.log_rows()]
+            pending += [e.summary() for e in index.retry]
+            if index.failure:
+                failed.append({"source": sid, **index.failure})
+        if p.get("mode") == "error":
+            failed.append({"source": sid, "error": p.get("error"), "transient": p.get("transient")})
+        if rows:
+            tables.append(
+                pa.Table.from_pylist([r.as_row(dt) for r in rows], schema=fetch_log_schema())
+            )
+        key = run.staging("fetch_log", f"{sid}-process.parquet")
+        if p.get("mode") != "error" and run.lake.exists(key):
+            tables.append(read_table(run.lake, key, schema=fetch_log_schema()))
+    return tables, pending, failed
+
+
 def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
-    """The exactly-once switch: dedupe the staged articles and publish the interval."""
-    from etl.dedupe import dedupe
+    """The exactly-once switch: dedupe this attempt's staged articles, gate, publish.
+
+    The manifest says ``status`` (``incomplete`` while URLs are pending or a source failed
+    transiently), ``pending``, ``failed_sources`` and the quality figures. A failed gate
+    publishes nothing and raises :class:`QualityError` (rows in ``_quarantine/``).
+    """
+    from etl.publish import manifest_extra, publish
 
     seen = seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval)
-    staged = [p["articles"] for p in processed if p.get("articles")]
+    mine = run.staging() + "/"
+    staged = [p["articles"] for p in processed if str(p.get("articles") or "").startswith(mine)]
 
     def batches() -> Iterator[pa.RecordBatch]:
         for key in staged:
             yield from read_table(run.lake, key, schema=article_schema()).to_batches()
 
-    logs = [k for k in run.lake.list(run.staging("fetch_log") + "/") if k.endswith(".parquet")]
-    for p in processed:  # the fetch rows of each source's raw archive (kept for replays)
-        key = _raw_log_key(p["source"], run.interval)
-        if p.get("mode") in ("fetch", "replay") and run.lake.exists(key):
-            logs.append(key)
+    tables, pending, failed = _raw_state(run, processed)
     fetch_log = (
-        pa.concat_tables([read_table(run.lake, k, schema=fetch_log_schema()) for k in logs])
-        if logs
-        else pa.Table.from_pylist([], schema=fetch_log_schema())
+        pa.concat_tables(tables) if tables else pa.Table.from_pylist([], schema=fetch_log_schema())
     )
-    deduped = dedupe(batches(), seen=seen)
+    incomplete = bool(pending) or any(f.get("transient") for f in failed)
     hits: Counter[str] = Counter()
     for p in processed:
         hits.update(p.get("rule_hits") or {})
-    manifest = publish_interval(
-        run.lake,
-        run.interval,
-        deduped,
-        n_shards=run.settings.n_shards,
-        fetch_log=fetch_log,
-        manifest_extra=lambda: {
-            "sources": {
-                # the per-source figures; not the staging keys, which publish removes below
-                p["source"]: {
-                    k: v for k, v in p.items() if k not in ("rule_hits", "articles", "candidates")
-                }
-                for p in processed
-            },
-            "rule_hits": dict(hits.most_common()),
-            "dedupe": deduped.stats.as_dict(),
-            "urls_tried": fetch_log.num_rows,
-            "published_by": "newsetl",
-        },
+    extra = manifest_extra(
+        {p["source"]: {k: v for k, v in p.items() if k not in _NOT_FIGURES} for p in processed},
+        hits,
+        rules_versions=[str(p["rules_version"]) for p in processed if p.get("rules_version")],
+        urls_tried=fetch_log.num_rows,
     )
-    leftovers = run.lake.list(run.staging() + "/")
-    if leftovers:
-        run.lake.delete(leftovers)
+    try:
+        manifest = publish(
+            run.lake,
+            run.interval,
+            batches(),
+            seen=seen,
+            quality=run.settings.quality,
+            attempt=run.attempt,
+            n_shards=run.settings.n_shards,
+            fetch_log=fetch_log,
+            extra=extra,
+            rule_hits=hits,
+            status="incomplete" if incomplete else "complete",
+            pending=pending,
+            failed_sources=failed,
+        )
+    except QualityError:
+        _drop_staging(run)
+        raise
+    _drop_staging(run)
+    if incomplete:
+        log.warning(
+            "interval %s published incomplete: %d URLs pending, failed sources %s",
+            run.interval.id,
+            len(pending),
+            [f["source"] for f in failed],
+        )
     return {
         "interval": manifest.interval,
         "dt": manifest.dt,
@@ -353,11 +329,23 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
         "manifest": manifest.key,
         "urls_tried": fetch_log.num_rows,
         "deleted": list(manifest.deleted),
+        "status": manifest.status,
+        "pending": [p["url"] for p in pending],
+        "failed_sources": failed,
+        "attempt": run.attempt,
     }
 
 
+def _drop_staging(run: Run) -> None:
+    """Remove this attempt's staging (other attempts' leftovers are not this run's to touch)."""
+    leftovers = run.lake.list(run.staging() + "/")
+    if leftovers:
+        run.lake.delete(leftovers)
+
+
 def validate_step(run: Run) -> dict[str, Any]:
-    """The quality gate over the published interval: schema, empty-text and duplicate rates."""
+    """Check the published interval: schema, empty-text and duplicate rates (the gate itself
+    ran before publish); ``status``/``pending`` as the manifest says."""
     q = run.settings.quality
     max_empty_rate, max_duplicate_rate, min_words = (
         q.max_empty_rate,
@@ -390,6 +378,8 @@ def validate_step(run: Run) -> dict[str, Any]:
         "articles": n,
         "empty_rate": round(empty_rate, 4),
         "duplicate_rate": round(dup_rate, 4),
+        "status": manifest.get("status", "complete"),
+        "pending": [p["url"] for p in manifest.get("pending") or []],
         "checked_at": datetime.now(UTC).isoformat(),
     }
     if empty_rate > max_empty_rate:
@@ -403,12 +393,35 @@ def validate_step(run: Run) -> dict[str, Any]:
     return figures
 
 
+def source_steps(
+    run: Run, source_id: str, on_step: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """discover → fetch → process for one source; an error of this source is its result
+    (mode ``error``), never the end of the run."""
+    step = on_step or (lambda _name: None)
+    try:
+        step(f"discover {source_id}")
+        found = discover_step(run, source_id)
+        step(f"fetch {source_id}")
+        fetched = fetch_step(run, found)
+        step(f"process {source_id}")
+        return process_step(run, fetched)
+    except EtlError as exc:
+        log.error("source %s %s: %s", source_id, run.interval.id, exc)
+        return {
+            "source": source_id,
+            "interval": run.interval.id,
+            "attempt": run.attempt,
+            "mode": "error",
+            "error": str(exc),
+            "transient": exc.transient,
+            "rows": 0,
+            "failed": 0,
+        }
+
+
 def run_interval(run: Run) -> dict[str, Any]:
-    """All steps in a row (``newsetl run``)."""
-    processed = []
-    for source_id in plan(run):
-        discovered = discover_step(run, source_id)
-        fetched = fetch_step(run, discovered)
-        processed.append(process_step(run, fetched))
+    """All steps in a row (``newsetl run``): every source, then one publish and validate."""
+    processed = [source_steps(run, source_id) for source_id in plan(run)]
     published = publish_step(run, processed)
     return {**published, "quality": validate_step(run), "sources": processed}

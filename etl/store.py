@@ -93,6 +93,14 @@ class Manifest:
     started_at: str
     finished_at: str
     extra: dict[str, Any] = field(default_factory=dict)
+    # complete | incomplete: whether URLs of the interval are still pending (a retry or a
+    # rerun fetches them); ``pending``: {url, source, purpose, error_class, error, runs};
+    # ``failed_sources``: {source, error, kind, transient}; ``quality``: the gate's figures
+    status: str = "complete"
+    pending: tuple[dict[str, Any], ...] = ()
+    failed_sources: tuple[dict[str, Any], ...] = ()
+    quality: dict[str, Any] = field(default_factory=dict)
+    attempt: str | None = None
 
     @property
     def key(self) -> str:
@@ -204,6 +212,11 @@ def publish_interval(
     n_shards: int = 1,
     fetch_log: pa.Table | Callable[[], pa.Table | None] | None = None,
     manifest_extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+    status: str = "complete",
+    pending: Iterable[Mapping[str, Any]] = (),
+    failed_sources: Iterable[Mapping[str, Any]] = (),
+    quality: Mapping[str, Any] | None = None,
+    attempt: str | None = None,
 ) -> Manifest:
     """Write one interval's articles (and fetch log) to the lake, replacing any earlier run.
 
@@ -255,6 +268,11 @@ def publish_interval(
         started_at=started.isoformat(),
         finished_at=datetime.now(UTC).isoformat(),
         extra=dict(manifest_extra() if callable(manifest_extra) else manifest_extra or {}),
+        status=status,
+        pending=tuple(dict(p) for p in pending),
+        failed_sources=tuple(dict(f) for f in failed_sources),
+        quality=dict(quality or {}),
+        attempt=attempt,
     )
     lake.put_bytes(manifest.key, manifest.to_json().encode("utf-8"))
     log.info("interval %s: published %d articles in %d shards", iid, manifest.articles, len(shards))

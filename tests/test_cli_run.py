@@ -157,8 +157,10 @@ def test_a_transient_failure_exits_non_zero_and_says_so(tmp_path: Path, site: Si
 
     result = newsetl("run", "--sources", sources, "--lake", lake, "--start", START)
 
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # published, but incomplete
     assert "busy-feed" in result.output and site.url("/feed.xml") in result.output
-    assert "transient" in result.output
+    assert "transient" in result.output and "INCOMPLETE" in result.output
     assert len(site.requests("/feed.xml")) == 2  # max_attempts
-    assert read_manifest(open_lake(str(lake)), INTERVAL) is None
+    manifest = read_manifest(open_lake(str(lake)), INTERVAL)
+    assert manifest is not None and manifest["status"] == "incomplete"
+    assert [p["url"] for p in manifest["pending"]] == [site.url("/feed.xml")]

@@ -302,7 +302,8 @@ def test_ingest_publishes_articles_failures_and_manifest(tmp_path: Path) -> None
     assert extra["rule_hits"] == dict(expected_hits)
     assert summary.rule_hits == expected_hits
     assert (extra["pages"], extra["failed"]) == (len(pages) + 2, 2)
-    assert extra["source_id"] == "seeds"
+    assert extra["sources"]["seeds"]["mode"] == "ingest"  # the manifest shape of every run
+    assert stored["status"] == "complete" and stored["quality"]["articles"] == len(pages)
     assert extra["rules_version"] and all(isinstance(v, str) for v in extra["rules_version"])
     assert extra["dedupe"]["rows_out"] == len(pages)
     assert stored["articles"] == len(pages)

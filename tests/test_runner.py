@@ -29,7 +29,8 @@ from warcio.warcwriter import WARCWriter
 
 from etl.config import QualitySettings, Settings
 from etl.devsite import DevSite
-from etl.errors import EtlError, QualityError, SourceError
+from etl.errors import EtlError, QualityError
+from etl.rawzone import read_index
 from etl.records import Interval
 from etl.runner import (
     Run,
@@ -37,6 +38,7 @@ from etl.runner import (
     fetch_step,
     process_step,
     publish_step,
+    raise_if_incomplete,
     run_interval,
     validate_step,
 )
@@ -197,10 +199,16 @@ def sources_file(tmp_path: Path, *entries: dict[str, Any], **fetch: Any) -> Path
 
 
 def open_run(
-    tmp_path: Path, sources: Path, interval: Interval = HOUR9, *, refetch: bool = False, **kw: Any
+    tmp_path: Path,
+    sources: Path,
+    interval: Interval = HOUR9,
+    *,
+    refetch: bool = False,
+    attempt: str | None = None,
+    **kw: Any,
 ) -> Run:
     settings = Settings(lake=str(tmp_path / "lake"), sources=sources, **kw)
-    return Run.open(settings, interval, refetch=refetch)
+    return Run.open(settings, interval, refetch=refetch, attempt=attempt)
 
 
 def table(run: Run, key: str) -> pa.Table:
@@ -289,7 +297,8 @@ def test_run_over_the_seeds_site_publishes_kharkiv_once_with_its_raw_archive(
             assert ("response", base + path, "200") in records, (source_id, path)
         assert sum(1 for r in records if r[:2] == ("response", base + KHARKIV)) == 1
         index_key = key.removesuffix(".warc.gz") + ".pages.jsonl"
-        index = run.lake.get_bytes(index_key).decode().splitlines()
+        head, *index = run.lake.get_bytes(index_key).decode().splitlines()
+        assert json.loads(head)["kind"] == "archive" and json.loads(head)["warc"] == key
         assert len(index) == 1 and base + KHARKIV in index[0] and f'"{key}#' in index[0]
 
     # the row's raw_ref points at the response record of the article in a raw WARC
@@ -364,12 +373,23 @@ def test_refetch_fetches_again_and_still_keeps_one_copy(
     assert [p["mode"] for p in again["sources"]] == ["fetch", "fetch"]
     assert [r["article_id"] for r in articles(run)] == ids
     assert len(fetch_log(run)) == again["urls_tried"] == 8
-    assert run.lake.list() == keys
+    # the same objects, except that each raw archive now has a new key (named by its index)
+    assert [k for k in run.lake.list() if not k.startswith("raw/")] == [
+        k for k in keys if not k.startswith("raw/")
+    ]
     assert run.lake.list(f"articles/dt={HOUR9.dt}/") == [
         f"articles/dt={HOUR9.dt}/{HOUR9.id}-000.parquet"
     ]
     for source_id in ("seeds-sitemap", "seeds-feed"):  # the raw archive replaced, not appended to
-        records = warc_records(run.lake.get_bytes(raw_key(source_id, HOUR9)))
+        index = read_index(run.lake, source_id, HOUR9)
+        assert index is not None and index.warc != raw_key(source_id, HOUR9)
+        assert index.warc.endswith(f".{index.attempt}.warc.gz")
+        stem = raw_key(source_id, HOUR9).removesuffix(".warc.gz")
+        assert sorted(run.lake.list(stem)) == sorted(
+            [index.warc, str(index.fetch_log), stem + ".pages.jsonl"]
+        )  # the old WARC and fetch log are gone
+        assert all(p["raw_ref"].startswith(index.warc + "#") for p in index.pages)
+        records = warc_records(run.lake.get_bytes(index.warc))
         assert sum(1 for r in records if r[:2] == ("response", seeds_site.base + KHARKIV)) == 1
         assert sum(1 for r in records if r[0] == "warcinfo") <= 2
     row = articles(run)[0]
@@ -515,32 +535,53 @@ def test_failures_become_fetch_log_rows_and_the_good_articles_are_published(
     assert again["articles"] == 2 and again["sources"][0]["failed"] == 1
 
 
-def test_a_listing_failing_with_503_is_a_transient_error(tmp_path: Path, site: Site) -> None:
+def test_a_listing_failing_with_503_leaves_the_interval_incomplete_until_it_answers(
+    tmp_path: Path, site: Site
+) -> None:
+    """Old behaviour: discover raised and nothing was recorded. Now the failure is a row, the
+    manifest says incomplete and names the listing; the next run discovers the source again."""
     site.routes["/feed.xml"] = Response(503, b"busy", content_type="text/plain")
     sources = sources_file(
         tmp_path, {"id": "busy-feed", "kind": "rss", "url": site.url("/feed.xml")}, max_attempts=2
     )
     run = open_run(tmp_path, sources)
 
-    with pytest.raises(EtlError) as info:
-        discover_step(run, "busy-feed")
-    assert isinstance(info.value, SourceError)
-    assert info.value.transient is True
-    assert "busy-feed" in str(info.value) and site.url("/feed.xml") in str(info.value)
-    assert len(site.requests("/feed.xml")) == 2  # retried, then gave up for Airflow to retry
-    with pytest.raises(EtlError) as again:
-        run_interval(run)
-    assert again.value.transient
-    # nothing that a retry would mistake for a finished fetch: no raw index, no manifest
-    assert [k for k in run.lake.list() if not k.startswith(("_staging/", "_state/"))] == []
+    found = discover_step(run, "busy-feed")
+    assert found["mode"] == "failed" and found["transient"] is True
+    assert "busy-feed" in found["error"] and site.url("/feed.xml") in found["error"]
+    assert len(site.requests("/feed.xml")) == 2  # retried, then gave up for the next try
+    with pytest.raises(EtlError) as info:  # what the DAG raises to have Airflow retry the task
+        raise_if_incomplete(found)
+    assert info.value.transient and "busy-feed" in str(info.value)
 
-    # once the feed answers, the retry fetches (it does not replay an empty archive)
+    out = run_interval(open_run(tmp_path, sources))
+    assert out["status"] == "incomplete" and out["articles"] == 0
+    manifest = read_manifest(run.lake, HOUR9)
+    assert manifest is not None and manifest["status"] == "incomplete"
+    assert [(f["source"], f["transient"]) for f in manifest["failed_sources"]] == [
+        ("busy-feed", True)
+    ]
+    assert [(p["url"], p["purpose"], p["runs"]) for p in manifest["pending"]] == [
+        (site.url("/feed.xml"), "listing", 1)
+    ]
+    rows = [r for r in fetch_log(run) if r["purpose"] == "feed"]
+    assert [(r["status"], r["error_class"]) for r in rows] == [(503, "http-5xx")]
+    # the publishing attempt removed its staging; the lone discover's attempt is h2's to clean
+    assert run.lake.list("_staging/") == run.lake.list(f"_staging/{HOUR9.id}/{run.attempt}/")
+
+    # once the feed answers, the next run discovers it again (no replay of the failure)
     site.routes["/feed.xml"] = rss(
         site.base, [("/news/ferry-returns/", "Sat, 14 May 2022 09:30:00 +0000")]
     )
     site.routes["/news/ferry-returns/"] = html(FERRY)
-    out = run_interval(run)
+    out = run_interval(open_run(tmp_path, sources))
     assert out["sources"][0]["mode"] == "fetch" and out["articles"] == 1
+    assert out["status"] == "complete" and out["failed_sources"] == []
+    manifest = read_manifest(run.lake, HOUR9)
+    assert manifest is not None and manifest["status"] == "complete"
+    assert manifest["pending"] == [] and manifest["failed_sources"] == []
+    feed_rows = [r for r in fetch_log(run) if r["purpose"] == "feed"]
+    assert [r["status"] for r in feed_rows] == [200]  # the 503 was not final: replaced
 
 
 # -- a warc source -------------------------------------------------------------------------------
@@ -664,8 +705,8 @@ def test_steps_talk_through_the_lake_only(tmp_path: Path, seeds_site: LoggedDevS
     """Each step gets a fresh Run (as a separate Airflow task would) and JSON-able inputs."""
     sources = seeds_sources(tmp_path, seeds_site)
 
-    def fresh() -> Run:
-        return open_run(tmp_path, sources)
+    def fresh() -> Run:  # one attempt, as the DAG carries it in the items
+        return open_run(tmp_path, sources, attempt="dag-run-1")
 
     processed = []
     for source_id in ("seeds-sitemap", "seeds-feed"):
