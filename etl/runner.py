@@ -37,6 +37,7 @@ from etl.netguard import Resolver, system_resolver
 from etl.pipeline import Failure, failure_log, process_pages, rules_for
 from etl.records import Article, Interval, Page
 from etl.schema import ARTICLE_VERSION, article_schema, fetch_log_schema
+from etl.source_files import SourceFiles
 from etl.sources import Candidate, discover
 from etl.store import publish_interval, read_manifest, read_table, seen_ids, write_table
 from etl.warc import WarcArchive, raw_key, raw_loader, read_warc
@@ -140,6 +141,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
                     seen=seen,
                     validators=validators,
                     load_raw=raw_loader(_lake_opener(run.lake)),
+                    opener=SourceFiles(run.settings.lake_settings),
                 )
             )
             files = archive.files()
@@ -234,7 +236,8 @@ def _lake_opener(lake: Lake) -> Any:
 
 def _pages(run: Run, src: SourceConfig, mode: str) -> Iterator[Page]:
     if mode == "warc":
-        yield from read_warc(src, run.interval, seen=_seen(run))
+        files = SourceFiles(run.settings.lake_settings)  # s3:// input: the lake's S3 settings
+        yield from read_warc(src, run.interval, seen=_seen(run), files=files)
         return
     index = _read_jsonl(run.lake.get_bytes(_index_key(src.id, run.interval)))
     if not index:
