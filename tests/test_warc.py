@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import pytest
 from fetch_helpers import warc_records
+from sites import Response, Site
 
 from etl.config import SourceConfig
 from etl.errors import ConfigError, SourceError
@@ -308,3 +309,32 @@ def test_a_run_reads_its_s3_warc_source_through_the_news_lake_connection(
     assert all(
         str(r["raw_ref"]).startswith(f"s3://{src_bucket}/cc/CC-NEWS-1.warc.gz#") for r in rows
     )
+
+
+def test_s3_throttling_and_5xx_are_transient_source_errors(site: Site, no_aws_env: None) -> None:
+    """An S3 endpoint (a local site standing in for one) that answers 503 SlowDown: the read
+    fails with a transient SourceError naming the URI, so the task is retried."""
+    error = (
+        b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+    )
+    site.routes["/cc/x.warc.gz"] = Response(503, error, content_type="application/xml")
+    settings = LakeSettings(
+        uri="s3://lake",
+        endpoint_url=site.base,
+        region="us-east-1",
+        path_style=True,
+        access_key_id="k",
+        secret_access_key="s",
+        max_attempts=1,
+    )
+    with pytest.raises(SourceError) as info:
+        list(
+            read_warc(
+                warc_source("s3://cc/x.warc.gz"),
+                INTERVAL,
+                seen=frozenset(),
+                files=SourceFiles(settings),
+            )
+        )
+    assert info.value.subject == "s3://cc/x.warc.gz" and info.value.transient
+    assert "SlowDown" in info.value.message
