@@ -211,3 +211,19 @@ def test_url_filter_include_exclude_domains() -> None:
     assert not allowed("https://a.example.com/news/live/a")  # excluded
     assert not allowed("https://a.example.com/news/a.pdf")
     assert url_filter()("https://anything.test/x")
+
+
+def test_why_the_id_is_not_courlans_normalization() -> None:
+    """courlan (installed with trafilatura) was weighed for the id and left out: its URL
+    normalization merges distinct pages, drops blank values, decodes IDNA hosts, and unwraps an
+    embedded URL onto another site. Each would change ids; canonicalize keeps them."""
+    import courlan
+
+    a, b = "https://example.com/a?gallery=1", "https://example.com/a?gallery=2"
+    assert courlan.normalize_url(a) == courlan.normalize_url(b)  # "gallery" taken for a tracker
+    assert canonicalize(a) != canonicalize(b)
+    assert courlan.normalize_url("https://example.com/?q=a+b&b=") == "https://example.com/?q=a+b"
+    assert canonicalize("https://example.com/?q=a+b&b=") == "https://example.com/?b=&q=a%20b"
+    shared = "https://example.com/share?u=https://other.test/x"
+    assert courlan.clean_url(shared) == "https://other.test/x"  # another site's identity
+    assert site(canonicalize(shared)) == "example.com"
