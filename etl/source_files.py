@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import io
 import logging
 import zlib
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING, Any
 
 from etl.errors import ConfigError, SourceError
 from etl.lake_config import LakeSettings
@@ -58,7 +59,7 @@ class SourceFiles:
             body = client.get_object(Bucket=bucket, Key=key)["Body"]
         except Exception as exc:
             raise source_error(location, "get", exc) from exc
-        return cast(IO[bytes], body)
+        return io.BufferedReader(_S3Stream(body, location), buffer_size=1 << 20)
 
     def expand(self, location: str) -> list[str]:
         """The files a location means, sorted: a file or object; a folder or ``s3://`` prefix
@@ -108,6 +109,39 @@ class SourceFiles:
         if not keys:
             log.warning("%s: no WARC files there", location)
         return [f"s3://{bucket}/{k}" for k in sorted(keys)]
+
+
+class _S3Stream(io.RawIOBase):
+    """An S3 object body as a raw stream: reads past the end give ``b""`` (botocore's body
+    can raise on a drained connection), read errors are SourceErrors naming the object."""
+
+    def __init__(self, body: Any, location: str) -> None:
+        self._body = body
+        self._location = location
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._body is None:
+            return 0
+        try:
+            data = self._body.read(len(buffer))
+        except read_errors() as exc:
+            raise source_error(self._location, "read", exc) from exc
+        if not data:
+            self._release()
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._release()
+        super().close()
+
+    def _release(self) -> None:
+        if self._body is not None:
+            body, self._body = self._body, None
+            body.close()
 
 
 def _split(location: str, *, key_required: bool = True) -> tuple[str, str]:
