@@ -162,7 +162,13 @@ def read_errors() -> tuple[type[BaseException], ...]:
 
 def source_error(location: str, op: str, exc: BaseException) -> SourceError:
     """A boto3/botocore (or OS) error on ``location`` as a :class:`SourceError` of the tree."""
-    from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionError,
+        HTTPClientError,
+        IncompleteReadError,
+    )
 
     from etl.errors import EtlError
 
@@ -181,7 +187,12 @@ def source_error(location: str, op: str, exc: BaseException) -> SourceError:
             )
         transient = status >= 500 or status == 429 or code in {"SlowDown", "Throttling"}
         return SourceError(location, f"{op} failed: {code or status}: {exc}", transient=transient)
-    if isinstance(exc, ConnectionError | HTTPClientError | OSError):
+    if isinstance(
+        exc, FileNotFoundError | IsADirectoryError | NotADirectoryError | PermissionError
+    ):
+        kind = "not-found" if isinstance(exc, FileNotFoundError) else "source"
+        return SourceError(location, f"{op} failed: {exc.strerror or exc}", kind=kind)
+    if isinstance(exc, ConnectionError | HTTPClientError | IncompleteReadError | OSError):
         return SourceError(location, f"{op} failed: {exc}", transient=True)
     if isinstance(exc, BotoCoreError):  # no credentials, bad endpoint, bad parameters, …
         return SourceError(location, f"{op} failed: {exc}")

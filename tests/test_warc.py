@@ -338,3 +338,30 @@ def test_s3_throttling_and_5xx_are_transient_source_errors(site: Site, no_aws_en
         )
     assert info.value.subject == "s3://cc/x.warc.gz" and info.value.transient
     assert "SlowDown" in info.value.message
+
+
+def test_an_s3_warc_that_stalls_mid_body_is_a_transient_source_error(
+    tmp_path: Path, site: Site, no_aws_env: None
+) -> None:
+    """The object starts to arrive, then the server stalls past the read timeout: the pages
+    before the stall are read, then a transient SourceError names the object (Airflow retries)."""
+    data = cc_news(tmp_path).read_bytes()
+    half = len(data) // 2
+    site.routes["/cc/x.warc.gz"] = Response(
+        200, [data[:half], data[half:]], content_type="application/octet-stream", chunk_delay_s=3
+    )
+    settings = LakeSettings(
+        uri="s3://lake",
+        endpoint_url=site.base,
+        region="us-east-1",
+        path_style=True,
+        access_key_id="k",
+        secret_access_key="s",
+        max_attempts=1,
+        read_timeout_s=0.5,
+    )
+    source = warc_source("s3://cc/x.warc.gz")
+    with pytest.raises(SourceError) as info:
+        list(read_warc(source, INTERVAL, seen=frozenset(), files=SourceFiles(settings)))
+    assert info.value.subject == "s3://cc/x.warc.gz" and info.value.transient
+    assert "read failed" in info.value.message and "timeout" in info.value.message.lower()
