@@ -85,6 +85,27 @@ def test_a_cross_site_canonical_cannot_make_a_later_page_already_seen(tmp_path: 
     assert b["canonical_link"] == A_URL  # kept, for whoever wants to follow it
 
 
+@pytest.mark.parametrize("alias", ["www.", "amp.", "m.", "mobile."])
+def test_the_amp_or_mobile_copy_of_an_article_is_the_same_article(
+    tmp_path: Path, alias: str
+) -> None:
+    """The same page met an hour later on the AMP or mobile host of its site, with tracking
+    parameters in its URL: one article, one id, so the second run skips it as already seen."""
+    lake = tmp_path / "lake"
+    ingest(page_a(tmp_path / "a"), lake, "https://site-a.example/news/", HOUR1)
+    url = f"http://{alias}site-a.example/news/article_en.html?utm_source=rss&fbclid=x"
+    page = read_page(PAGES / "article_en.html", url=url)
+    hour2 = Interval(datetime(2026, 11, 25, 11, tzinfo=UTC), datetime(2026, 11, 25, 12, tzinfo=UTC))
+    summary = ingest_pages([page], Settings(), interval=hour2, lake=open_lake(str(lake)))
+    assert not summary.failures and summary.dropped.get("seen") == 1, summary.dropped
+    got = rows(lake)
+    assert list(got) == [A_URL]
+    assert (
+        article_id(f"http://{alias}site-a.example/news/article_en.html?utm_source=rss")
+        == (got[A_URL]["article_id"])
+    )
+
+
 @pytest.mark.parametrize(("b_url", "landed"), [(B_URL, 2), ("https://site-a.example/b.html", 1)])
 def test_a_cross_site_canonical_in_the_same_run_is_no_duplicate(
     tmp_path: Path, b_url: str, landed: int
