@@ -22,8 +22,9 @@ import trafilatura
 from etl.clean import clean, load_rules
 from etl.config import CleanSettings, ExtractSettings
 from etl.evaluate import corpus_pages, evaluate, load_truth
-from etl.extract import domain_of, extract
+from etl.extract import extract
 from etl.records import Page
+from etl.urls import domain as url_domain
 
 CORPUS = Path("/work/shared/corpus/sh_dev")
 TOKEN = re.compile(r"\w+")
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> None:
     score, _ = evaluate({k: v.text for k, v in extracted.items()}, truth)
     print(f"extract F1={score.f1:.4f} P={score.precision:.4f} R={score.recall:.4f}")
     cleaned = {
-        k: clean(v.text, rules, domain=domain_of(urls.get(k)), captions=v.captions)
+        k: clean(v.text, rules, domain=url_domain(urls.get(k)), captions=v.captions)
         for k, v in extracted.items()
     }
     score, per_page = evaluate({k: v.text for k, v in cleaned.items()}, truth)

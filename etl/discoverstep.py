@@ -23,6 +23,7 @@ from etl.fetch import Fetcher, FetchLog, FetchPolicy, validators_from_json, vali
 from etl.lake import Lake
 from etl.rawzone import read_index
 from etl.schema import fetch_log_schema
+from etl.source_files import SourceFiles
 from etl.sources import discover
 from etl.store import seen_ids, write_table
 from etl.warc import WarcArchive, raw_loader
@@ -95,6 +96,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
                         seen=seen,
                         validators=validators,
                         load_raw=raw_loader(lake_opener(run.lake)),
+                        opener=SourceFiles(run.settings.lake_settings),
                     )
                 )
             except EtlError as exc:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 from lxml.etree import XPath, XPathError
@@ -29,6 +28,7 @@ from etl.config import ExtractSettings
 from etl.errors import ConfigError, ExtractError
 from etl.metadata import extract_meta
 from etl.records import Extracted, Page, Removed
+from etl.urls import domain as url_domain
 
 log = logging.getLogger("etl.extract")
 
@@ -110,13 +110,6 @@ def explain_prune(tree: Any, exprs: list[str], ids: dict[str, str]) -> tuple[Rem
                 short = text if len(text) <= 300 else text[:299] + "…"
                 out.append(Removed(f"prune:{ids.get(expr, 'xpath')}", short))
     return tuple(out)
-
-
-def domain_of(url: str | None) -> str | None:
-    if not url:
-        return None
-    host = (urlsplit(url).hostname or "").lower()
-    return host.removeprefix("www.") or None
 
 
 def _text(node: Any) -> str:
@@ -219,7 +212,7 @@ def extract(page: Page, settings: ExtractSettings, *, now: datetime | None = Non
         raise ExtractError(subject, "not an HTML document (parser found no tree)", kind="parse")
     meta, dates = extract_meta(tree, page.url)
     rules = load_prune_rules(settings.prune_file)
-    domain = domain_of(page.url) or domain_of(meta.canonical_url)
+    domain = url_domain(page.url) or url_domain(meta.canonical_url)
     prune = rules.for_domain(domain)
     text = _run_trafilatura(tree, page.url, settings, prune, fast=True)
     if len(text) < FALLBACK_BELOW_CHARS:

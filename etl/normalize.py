@@ -1,7 +1,8 @@
 """Normalize: articles (page + extracted + cleaned) to Arrow record batches of the article schema.
 
-Entry point :func:`normalize`. Everything a row derives is computed here: the article id
-(a hash of the canonical URL), the domain, UTC timestamps, the word count, the content hash and
+Entry point :func:`normalize`. Everything a row derives is computed here: the identity
+(:func:`etl.urls.identify`: canonical URL, article id, domain, a cross-site canonical link kept
+apart), UTC timestamps, the word count, the content hash and
 the 64-bit simhash used for near-duplicate detection.
 """
 
@@ -17,7 +18,6 @@ from datetime import UTC, datetime
 from functools import cache
 from itertools import islice
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +25,8 @@ import pyarrow as pa
 from etl.errors import ExtractError
 from etl.records import Article
 from etl.schema import article_schema, schema_version
+from etl.urls import article_id as url_id
+from etl.urls import identify
 
 log = logging.getLogger("etl.normalize")
 
@@ -32,7 +34,6 @@ DEFAULT_BATCH_ROWS = 2000
 _WORD = re.compile(r"\w+")
 _DT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MASK64 = (1 << 64) - 1
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # Odd 64-bit multipliers combining the three word hashes of a shingle, and the splitmix64
 # finalizer constants that mix the combination.
 _K = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
@@ -42,33 +43,6 @@ _WORD_CACHE: dict[str, int] = {}
 _WORD_CACHE_MAX = 1 << 18
 
 
-def canonical_url(url: str | None, canonical: str | None = None) -> str | None:
-    """The URL an article is identified by.
-
-    ``canonical`` (the page's declared canonical link) wins when it is an absolute http(s) URL,
-    else ``url``. Scheme and host are lower-cased, default ports and the fragment dropped, an
-    empty path becomes ``/``. Returns None when neither is usable. (A later change swaps in
-    courlan's canonicalization; this is the one place to do it.)
-    """
-    for candidate in (canonical, url):
-        if not candidate:
-            continue
-        parts = urlsplit(candidate.strip())
-        scheme = parts.scheme.lower()
-        if scheme not in _DEFAULT_PORTS or not parts.hostname:
-            continue
-        host = parts.hostname.lower()
-        try:
-            port = parts.port
-        except ValueError:
-            continue
-        netloc = f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
-        if port not in (None, _DEFAULT_PORTS[scheme]):
-            netloc = f"{netloc}:{port}"
-        return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-    return None
-
-
 def article_id(canonical: str) -> str:
     """The article's id: :func:`etl.urls.article_id` of its canonical URL.
 
@@ -76,18 +50,10 @@ def article_id(canonical: str) -> str:
     :func:`etl.urls.canonicalize` form (tracking parameters, ``www.``, scheme, trailing slash
     folded), the same key discovery gives a listed URL, so variants of one article share an id.
     """
-    from etl.urls import article_id as url_id
-
     try:
         return url_id(canonical)
     except ValueError:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
-
-
-def domain(url: str) -> str:
-    """Host of ``url`` in lower case, without a leading ``www.``."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host[4:] if host.startswith("www.") else host
 
 
 def to_utc(t: datetime | None) -> datetime | None:
@@ -174,8 +140,8 @@ def article_row(
     files) the URL-derived columns are None. ``dt`` may be None outside a pipeline run.
     """
     page, ex, cl = a.page, a.extracted, a.cleaned
-    canon = canonical_url(page.url, ex.canonical_url)
-    if canon is None and strict:
+    ident = identify(page.url, ex.canonical_url)
+    if ident is None and strict:
         raise ExtractError(
             page.url or page.id, "no absolute http(s) URL to identify the article", kind="no-url"
         )
@@ -185,11 +151,11 @@ def article_row(
     text = cl.text
     tokens = _WORD.findall(text)
     return {
-        "article_id": article_id(canon) if canon else None,
-        "url": page.url or canon,
-        "canonical_url": canon,
+        "article_id": ident.article_id if ident else None,
+        "url": page.url or (ident.canonical_url if ident else None),
+        "canonical_url": ident.canonical_url if ident else None,
         "source_id": page.source_id,
-        "domain": domain(canon) if canon else None,
+        "domain": ident.domain if ident else None,
         "title": ex.title,
         "authors": _unique(ex.authors or page.authors_hint),
         "published_at": to_utc(published),
@@ -215,7 +181,7 @@ def article_row(
             "trafilatura": _version("trafilatura"),
             "rules": rules_version,
         },
-        "canonical_link": None,
+        "canonical_link": ident.canonical_link if ident else None,
         "extraction": None,
         "duplicate_of": None,
         "schema_version": schema_version(article_schema()),

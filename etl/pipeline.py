@@ -21,10 +21,12 @@ import pyarrow as pa
 from etl.clean import RuleSet, clean, load_rules
 from etl.config import Settings
 from etl.errors import EtlError, ExtractError
-from etl.extract import domain_of, extract
+from etl.extract import extract
 from etl.lake import Lake
 from etl.records import Article, Interval, Page
 from etl.store import Manifest
+from etl.urls import domain as url_domain
+from etl.urls import identify
 
 log = logging.getLogger("etl.pipeline")
 
@@ -51,7 +53,7 @@ def rules_for(settings: Settings, extra: str | None = None) -> RuleSet:
 def process_page(page: Page, settings: Settings) -> Article:
     """Extract and clean one page; raises :class:`ExtractError` when it holds no article."""
     extracted = extract(page, settings.extract)
-    domain = domain_of(page.url) or domain_of(extracted.canonical_url)
+    domain = url_domain(page.url) or url_domain(extracted.canonical_url)
     cleaned = clean(
         extracted.text, rules_for(settings, page.rules), domain=domain, captions=extracted.captions
     )
@@ -185,7 +187,7 @@ def ingest(
     attempt: str | None = None,
 ) -> RunSummary:
     """Pages → article core → one published interval (exactly-once: reruns replace it)."""
-    from etl.normalize import canonical_url, normalize
+    from etl.normalize import normalize
     from etl.publish import manifest_extra, new_attempt, publish
     from etl.store import seen_ids
 
@@ -202,7 +204,7 @@ def ingest(
                 failures.append(result)
                 continue
             page = result.page
-            if canonical_url(page.url, result.extracted.canonical_url) is None:
+            if identify(page.url, result.extracted.canonical_url) is None:
                 # normalize would raise on it and abort the whole interval: a failed page instead
                 subject = page.url or page.raw_ref or page.id
                 failures.append(

@@ -47,6 +47,7 @@ from etl.publish import KEY_UNSAFE, new_attempt
 from etl.rawzone import read_index, read_log
 from etl.records import Article, Interval, Page
 from etl.schema import ARTICLE_VERSION, article_schema, fetch_log_schema
+from etl.source_files import SourceFiles
 from etl.store import read_manifest, read_table, seen_ids, write_table
 from etl.warc import raw_loader, read_warc
 
@@ -164,7 +165,8 @@ def raise_if_incomplete(result: dict[str, Any]) -> None:
 
 def _pages(run: Run, src: SourceConfig, mode: str) -> Iterator[Page]:
     if mode == "warc":
-        yield from read_warc(src, run.interval, seen=seen_for(run))
+        files = SourceFiles(run.settings.lake_settings)  # s3:// input: the lake's S3 settings
+        yield from read_warc(src, run.interval, seen=seen_for(run), files=files)
         return
     index = read_index(run.lake, src.id, run.interval)
     if index is None or not index.pages:

@@ -34,8 +34,9 @@ from etl.errors import EtlError, SourceError
 from etl.fetch import Fetcher, FetchResult, Validators
 from etl.listings import Listing, parse_feed, parse_sitemap, parse_url_list
 from etl.records import Interval, Page
+from etl.source_files import SourceFiles, read_errors, source_error
 from etl.urls import article_id, canonicalize, url_filter
-from etl.warc import Opener, open_path
+from etl.warc import Opener
 
 __all__ = ["Candidate", "discover"]
 
@@ -71,10 +72,14 @@ def discover(
     seen: frozenset[str],
     validators: MutableMapping[str, Validators] | None = None,
     load_raw: RawLoader | None = None,
-    opener: Opener = open_path,
+    opener: Opener | None = None,
     now: datetime | None = None,
 ) -> Iterator[Candidate]:
-    """Candidates of ``source`` for ``interval`` (see the module docstring)."""
+    """Candidates of ``source`` for ``interval`` (see the module docstring).
+
+    ``opener`` opens a ``urls`` source's file: ``SourceFiles(lake_settings)`` reads an
+    ``s3://`` list with the lake's S3 settings (the default reads local files only).
+    """
     if source.kind == "warc":
         msg = "a warc source holds pages, not links: read it with etl.warc.read_warc"
         raise SourceError(source.id, msg, kind="config")
@@ -84,7 +89,7 @@ def discover(
     elif source.kind == "sitemap":
         listings = docs.sitemaps(interval)
     else:
-        listings = docs.url_list(opener)
+        listings = docs.url_list(opener or SourceFiles())
     yield from _select(listings, source, interval, seen, now or datetime.now(UTC))
 
 
@@ -244,8 +249,10 @@ class _Documents:
             with opener(where) as fh:
                 text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace")
                 yield from parse_url_list(text)
-        except OSError as exc:
-            raise SourceError(self.source.id, f"cannot read URL list {where}: {exc}") from None
+        except read_errors() as exc:
+            err = source_error(where, "read", exc)
+            msg = f"cannot read URL list {where}: {err.message}"
+            raise SourceError(self.source.id, msg, kind=err.kind, transient=err.transient) from None
 
     def _get(self, url: str, purpose: str, *, required: bool) -> tuple[bytes, FetchResult] | None:
         """Body and result of a listing document (the caller records the row after parsing)."""

@@ -2,9 +2,12 @@
 
 :func:`canonicalize` folds the variants a news site hands out for the same article onto one form:
 
-* scheme and ``www.`` variants: ``http://www.example.com/a`` and ``https://example.com/a`` are one
-  URL (the canonical form is ``https`` when the port is the default; an explicit port keeps its
-  scheme, since ``http://host:8080`` and ``https://host:8080`` cannot both be the same server);
+* scheme and host-alias variants: ``http://www.example.com/a``, ``https://example.com/a``,
+  ``https://m.example.com/a`` and ``https://mobile.example.com/a`` are one URL (``www.``,
+  ``amp.``, ``m.`` and ``mobile.`` are folded when what remains is still a site of its own, per
+  the public suffix list: ``amp.dev`` keeps its name). The canonical form is ``https`` when the
+  port is the default; an explicit port keeps its scheme, since ``http://host:8080`` and
+  ``https://host:8080`` cannot both be the same server;
 * tracking parameters (``utm_*``, ``fbclid``, ``gclid``, …) are dropped, the rest are sorted;
 * fragments, user info and default ports are dropped; the host is lower-cased (IDNA);
 * AMP variants (``/amp/`` path segments, a trailing ``/amp`` or ``.amp``, ``amp.`` hosts,
@@ -12,25 +15,46 @@
 * the path is normalised (dot segments, duplicate and trailing slashes, percent-encoding).
 
 :func:`article_id` is the first 32 hex characters of the SHA-256 of the canonical URL.
-:func:`resolve_canonical` applies a page's declared ``<link rel="canonical">`` when it points to
-the same site (a cross-site canonical is ignored, so a page cannot claim another site's id).
+
+:func:`identify` gives a fetched page its identity: its declared ``<link rel="canonical">``
+counts when it points at the same *site*, the registrable domain (:func:`site`, from the Public
+Suffix List shipped inside the ``publicsuffixlist`` package: no network, ever); a canonical link
+to another site never gives the id (a page cannot claim another site's article) and is kept as
+``canonical_link``. :func:`domain` is the host of the canonical form: the ``domain`` column and
+the key of per-domain rules.
+
+courlan (trafilatura's URL library) is not used for the id on purpose: its ``normalize_url`` /
+``clean_url`` drop blank query values, strip any query key that merely contains ``ga``, ``gl``,
+``cid``, ``ref``, ``source``, ``uid``… (``?gallery=2`` would lose its parameter), decode IDNA
+hosts, and ``scrub_url`` unwraps a URL embedded in another (``/share?u=https://other.test/x``),
+which would hand the listing another site's identity. Those would merge distinct articles and
+change existing ids; the explicit rules here do not.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import ipaddress
 import posixpath
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
+from publicsuffixlist import PublicSuffixList
+
 __all__ = [
+    "Identity",
     "article_id",
     "canonicalize",
+    "domain",
+    "identify",
     "origin",
     "resolve_canonical",
-    "site_host",
+    "same_site",
+    "site",
     "url_filter",
 ]
 
@@ -73,6 +97,7 @@ _TRACKING_KEYS = frozenset(
         "outputtype",
     }
 )
+_HOST_ALIASES = ("www.", "amp.", "m.", "mobile.")
 _AMP_CACHE = re.compile(r"^[a-z0-9-]+\.cdn\.ampproject\.org$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -80,7 +105,7 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 def article_id(url: str) -> str:
     """First 32 hex characters of the SHA-256 of :func:`canonicalize` (url)."""
-    return hashlib.sha256(canonicalize(url).encode("utf-8")).hexdigest()[:32]
+    return _hash(canonicalize(url))
 
 
 def canonicalize(url: str) -> str:
@@ -102,9 +127,10 @@ def canonicalize(url: str) -> str:
         port = parts.port
     except ValueError:
         raise ValueError(f"bad port in URL: {url!r}") from None
-    for prefix in ("www.", "amp."):
-        if host.startswith(prefix) and host.count(".") >= 2:
+    for prefix in _HOST_ALIASES:
+        if host.startswith(prefix) and _registrable(host[len(prefix) :]) is not None:
             host = host[len(prefix) :]
+            break
     if port is None or port == _DEFAULT_PORTS[scheme]:
         netloc, scheme = host, "https"
     else:
@@ -112,27 +138,99 @@ def canonicalize(url: str) -> str:
     return urlunsplit((scheme, netloc, _path(path), _query(query), ""))
 
 
-def resolve_canonical(url: str, declared: str | None) -> str:
-    """Canonical URL of a page at ``url`` that declares ``declared`` as its canonical link.
+@dataclass(frozen=True)
+class Identity:
+    """Who a page is: ``canonical_url`` (:func:`canonicalize` form), its ``article_id``, its
+    ``domain``, and ``canonical_link``, the canonical link it declared when that points at
+    another site (absolute, as declared; never used for the id)."""
 
-    The declared link (made absolute against ``url``) wins when it is on the same site; otherwise
-    it is ignored. Either way the result is canonicalized.
+    canonical_url: str
+    article_id: str
+    domain: str
+    canonical_link: str | None = None
+
+
+def identify(url: str | None, declared: str | None = None) -> Identity | None:
+    """The identity of a page fetched from ``url`` that declares ``declared`` as canonical.
+
+    The declared link (made absolute against ``url``) gives the id when it is an http(s) URL on
+    the same site (:func:`same_site`); one on another site is kept as ``canonical_link`` and the
+    page is identified by ``url``. A page with no http(s) URL of its own (a local file) is
+    identified by its declared link if that is absolute. None when neither is usable.
     """
-    if declared and declared.strip():
-        try:
-            target = urljoin(url, declared.strip())
-            if site_host(target) == site_host(url):
-                return canonicalize(target)
-        except ValueError:
-            pass
-    return canonicalize(url)
+    own = _try_canonicalize(url)
+    link = (declared or "").strip() or None
+    if link is not None and own is not None and url is not None:
+        link = urljoin(url.strip(), link)
+    target = _try_canonicalize(link)
+    cross = None
+    if target is not None and (own is None or same_site(target, own)):
+        canon = target
+    elif own is not None:
+        canon, cross = own, (link if target is not None else None)
+    else:
+        return None
+    return Identity(canon, _hash(canon), urlsplit(canon).hostname or "", cross)
 
 
-def site_host(url: str) -> str:
-    """The host of ``url`` without ``www.``, ``amp.`` or ``m.`` (to tell whether two URLs are
-    on the same site)."""
+def resolve_canonical(url: str, declared: str | None) -> str:
+    """Canonical URL of a page at ``url`` declaring ``declared``: :func:`identify`'s
+    ``canonical_url``. Raises ``ValueError`` when ``url`` is not an absolute http(s) URL."""
+    canonicalize(url)
+    ident = identify(url, declared)
+    assert ident is not None
+    return ident.canonical_url
+
+
+def domain(url: str | None) -> str | None:
+    """Host of ``url`` in :func:`canonicalize` form (``www.``/``amp.``/``m.`` folded, IDNA,
+    no port); None for anything that is not an absolute http(s) URL."""
+    canon = _try_canonicalize(url)
+    return (urlsplit(canon).hostname or None) if canon else None
+
+
+def site(url: str) -> str:
+    """The site of ``url``: the registrable domain of its host (``news.bbc.co.uk`` →
+    ``bbc.co.uk``; ``a.github.io`` stays, ``github.io`` being a public suffix). An IP address
+    or a host that is a public suffix itself (``localhost``) is its own site. Raises
+    ``ValueError`` like :func:`canonicalize`."""
     host = urlsplit(canonicalize(url)).hostname or ""
-    return host[2:] if host.startswith("m.") and host.count(".") >= 2 else host
+    return _registrable(host) or host
+
+
+def same_site(a: str, b: str) -> bool:
+    """Whether two absolute http(s) URLs are on one site (:func:`site`); ports are ignored."""
+    return site(a) == site(b)
+
+
+@cache
+def _psl() -> PublicSuffixList:
+    return PublicSuffixList()  # the list inside the package, read from disk: never fetched
+
+
+def _registrable(host: str) -> str | None:
+    """eTLD+1 of ``host`` (private suffixes such as ``github.io`` count); None for an IP
+    address or a host that is itself a public suffix."""
+    bare = host.strip("[]")
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        found: str | None = _psl().privatesuffix(bare)
+        return found
+    return None
+
+
+def _try_canonicalize(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        return canonicalize(url)
+    except ValueError:
+        return None
+
+
+def _hash(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
 def origin(url: str) -> str:

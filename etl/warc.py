@@ -9,7 +9,8 @@ content-encoded; ``Transfer-Encoding`` is renamed ``X-Crawler-Transfer-Encoding`
 stored de-chunked); a body cut short is marked with ``WARC-Truncated``.
 
 Reading — :func:`read_warc` streams the WARC files of a ``warc`` source (local paths, folders,
-globs or ``s3://`` objects; Common Crawl's CC-NEWS files are the model) and yields a
+globs or ``s3://`` objects, reached with the lake's S3 settings through
+:class:`~etl.source_files.SourceFiles`; Common Crawl's CC-NEWS files are the model) and yields a
 :class:`~etl.records.Page` per HTML response whose ``WARC-Date`` falls in the interval and whose
 URL passes the source's patterns and is not in the seen index. Memory stays flat: one record at
 a time, each capped at ``max_bytes``.
@@ -17,7 +18,6 @@ a time, each capped at ``max_bytes``.
 
 from __future__ import annotations
 
-import glob
 import gzip
 import io
 import logging
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
@@ -37,13 +37,13 @@ from etl.config import SourceConfig
 from etl.errors import SourceError
 from etl.listings import parse_w3c_date
 from etl.records import Interval, Page
+from etl.source_files import SourceFiles, read_errors, source_error
 from etl.urls import article_id, url_filter
 
 __all__ = [
     "Exchange",
     "Opener",
     "WarcArchive",
-    "open_path",
     "raw_key",
     "raw_loader",
     "read_record",
@@ -53,7 +53,7 @@ __all__ = [
 log = logging.getLogger("etl.warc")
 
 Opener = Callable[[str], IO[bytes]]
-"""Opens a local path or ``s3://`` URI for binary reading (the lake provides one)."""
+"""Opens a local path or ``s3://`` URI for binary reading (:class:`SourceFiles` is one)."""
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -180,16 +180,6 @@ class WarcArchive:
         return gzip.compress(buf.getvalue(), compresslevel=6)
 
 
-def open_path(path: str) -> IO[bytes]:
-    """Default opener: a local file, or an ``s3://bucket/key`` object through boto3."""
-    if path.startswith("s3://"):
-        import boto3
-
-        bucket, _, key = path[5:].partition("/")
-        return cast(IO[bytes], boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"])
-    return Path(path).open("rb")
-
-
 def read_record(
     stream: IO[bytes], offset: int, *, ref: str | None = None, max_bytes: int = 50 * 1024 * 1024
 ) -> Page:
@@ -225,86 +215,67 @@ def read_warc(
     interval: Interval,
     *,
     seen: frozenset[str],
-    opener: Opener = open_path,
+    files: SourceFiles | None = None,
+    opener: Opener | None = None,
     max_bytes: int = 20 * 1024 * 1024,
 ) -> Iterator[Page]:
-    """Pages of a ``warc`` source for ``interval``, streamed record by record."""
+    """Pages of a ``warc`` source for ``interval``, streamed record by record.
+
+    ``files`` expands the source's location and opens its files: pass
+    ``SourceFiles(lake_settings)`` so that ``s3://`` input is read with the lake's S3 settings
+    (the default reads local files only). ``opener`` replaces how one file is opened. A file
+    that cannot be opened or read raises :class:`SourceError` naming it (transient for S3
+    throttling, 5xx and dropped connections).
+    """
+    files = files or SourceFiles()
+    open_file = opener or files.open
     location = source.path or source.url or ""
     allowed = url_filter(source.include, source.exclude, source.domains)
     kept: set[str] = set()
     counts = dict.fromkeys(("records", "kept", "date", "filtered", "seen", "other"), 0)
-    for path in _expand(location):
-        with opener(path) as stream:
+    for path in files.expand(location):
+        try:
+            stream = open_file(path)
+        except read_errors() as exc:
+            raise source_error(path, "open", exc) from exc
+        with stream:
             it = ArchiveIterator(stream)
-            for record in it:
-                if record.rec_type != "response":
-                    continue
-                counts["records"] += 1
-                url = record.rec_headers.get_header("WARC-Target-URI") or ""
-                date = parse_w3c_date(record.rec_headers.get_header("WARC-Date"))
-                if date is None or date not in interval:
-                    counts["date"] += 1
-                    continue
-                try:
-                    aid = article_id(url)
-                except ValueError:
-                    counts["filtered"] += 1
-                    continue
-                if not allowed(url):
-                    counts["filtered"] += 1
-                    continue
-                if aid in seen or aid in kept:
-                    counts["seen"] += 1
-                    continue
-                ref = f"{path}#{it.offset}"  # start of this record (before reading it)
-                page = _page(record, ref=ref, max_bytes=max_bytes, source=source)
-                if page is None:
-                    counts["other"] += 1
-                    continue
-                kept.add(aid)
-                counts["kept"] += 1
-                yield page
-                if source.max_articles is not None and len(kept) >= source.max_articles:
-                    break
+            try:
+                for record in it:
+                    if record.rec_type != "response":
+                        continue
+                    counts["records"] += 1
+                    url = record.rec_headers.get_header("WARC-Target-URI") or ""
+                    date = parse_w3c_date(record.rec_headers.get_header("WARC-Date"))
+                    if date is None or date not in interval:
+                        counts["date"] += 1
+                        continue
+                    try:
+                        aid = article_id(url)
+                    except ValueError:
+                        counts["filtered"] += 1
+                        continue
+                    if not allowed(url):
+                        counts["filtered"] += 1
+                        continue
+                    if aid in seen or aid in kept:
+                        counts["seen"] += 1
+                        continue
+                    ref = f"{path}#{it.offset}"  # start of this record (before reading it)
+                    page = _page(record, ref=ref, max_bytes=max_bytes, source=source)
+                    if page is None:
+                        counts["other"] += 1
+                        continue
+                    kept.add(aid)
+                    counts["kept"] += 1
+                    yield page
+                    if source.max_articles is not None and len(kept) >= source.max_articles:
+                        break
+            except read_errors() as exc:
+                raise source_error(path, "read", exc) from exc
         if source.max_articles is not None and len(kept) >= source.max_articles:
             break
     log.info("warc source %s %s: %s", source.id, interval.id, counts)
-
-
-def _expand(location: str) -> list[str]:
-    if location.startswith("s3://"):
-        return _expand_s3(location)
-    p = Path(location)
-    if p.is_dir():
-        return sorted(str(f) for f in p.iterdir() if f.name.endswith((".warc.gz", ".warc")))
-    if glob.has_magic(location):
-        anchor = Path(location).anchor or "."
-        pattern = str(Path(location).relative_to(anchor)) if Path(location).anchor else location
-        return sorted(str(f) for f in Path(anchor).glob(pattern))
-    return [location]
-
-
-def _expand_s3(location: str) -> list[str]:
-    """``s3://bucket/prefix/`` (every WARC under it) or ``s3://bucket/prefix/*.warc.gz`` (a glob)
-    → the object URIs, sorted; any other ``s3://`` URI is one object."""
-    bucket, _, key = location[5:].partition("/")
-    if not (key.endswith("/") or glob.has_magic(key) or not key):
-        return [location]
-    import fnmatch
-
-    import boto3
-
-    magic = next((i for i, ch in enumerate(key) if ch in "*?["), len(key))
-    prefix = key[:magic]
-    pages = (
-        boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    )
-    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
-    if glob.has_magic(key):
-        keys = [k for k in keys if fnmatch.fnmatchcase(k, key)]
-    else:
-        keys = [k for k in keys if k.endswith((".warc.gz", ".warc"))]
-    return [f"s3://{bucket}/{k}" for k in sorted(keys)]
 
 
 def _page(

@@ -12,7 +12,7 @@ import pytest
 
 from etl.config import ExtractSettings
 from etl.errors import ConfigError, ExtractError
-from etl.extract import PruneRules, domain_of, extract, load_prune_rules
+from etl.extract import PruneRules, extract, load_prune_rules
 from etl.records import Page
 
 PAGES = Path(__file__).parent / "cases" / "pages"
@@ -266,13 +266,6 @@ def test_domain_rules_follow_the_canonical_url_when_the_page_has_none(tmp_path: 
     ex = extract(en_page(head, url=None), settings)
     assert ex.canonical_url == "https://www.example.com/local/ferry"
     assert PROMO not in ex.text
-
-
-def test_domain_of() -> None:
-    assert domain_of("https://WWW.Example.COM:8443/a?b") == "example.com"
-    assert domain_of("https://news.example.com/") == "news.example.com"
-    assert domain_of(None) is None
-    assert domain_of("not a url") is None
 
 
 def test_shipped_prune_rules_load() -> None:

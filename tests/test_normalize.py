@@ -12,7 +12,6 @@ from etl.errors import ExtractError
 from etl.normalize import (
     article_id,
     article_row,
-    canonical_url,
     content_hash,
     hamming,
     normalize,
@@ -44,8 +43,10 @@ def _row(article: Article) -> dict[str, object]:
     ],
 )
 def test_ids_stable_across_case_fragment_and_port(variant: str) -> None:
-    assert canonical_url(variant) == "https://www.example.com/news/a"
-    assert _row(make_article(variant))["article_id"] == article_id("https://www.example.com/news/a")
+    row = _row(make_article(variant))
+    assert row["canonical_url"] == "https://example.com/news/a"
+    assert row["article_id"] == article_id("https://www.example.com/news/a")
+    assert row["article_id"] == hashlib.sha256(b"https://example.com/news/a").hexdigest()[:32]
 
 
 def test_ids_differ_for_different_articles() -> None:
@@ -68,17 +69,27 @@ def test_declared_canonical_wins_when_absolute() -> None:
     assert row["url"] == "https://m.example.com/a?utm_source=x"
     assert row["article_id"] == article_id("https://example.com/a")
     assert row["domain"] == "example.com"
+    assert row["canonical_link"] is None
 
 
-@pytest.mark.parametrize("declared", ["/a", "ftp://example.com/a", "javascript:void(0)", ""])
+def test_a_cross_site_canonical_goes_to_canonical_link_not_the_id() -> None:
+    row = _row(make_article("https://b.example.org/story", canonical="https://a.example.com/x"))
+    assert row["canonical_url"] == "https://b.example.org/story"
+    assert row["article_id"] == article_id("https://b.example.org/story")
+    assert row["domain"] == "b.example.org"
+    assert row["canonical_link"] == "https://a.example.com/x"
+
+
+@pytest.mark.parametrize("declared", ["ftp://example.com/a", "javascript:void(0)", ""])
 def test_unusable_canonical_falls_back_to_page_url(declared: str) -> None:
-    assert canonical_url("https://www.example.com/p", declared) == "https://www.example.com/p"
+    row = _row(make_article("https://www.example.com/p", canonical=declared))
+    assert row["canonical_url"] == "https://example.com/p" and row["canonical_link"] is None
 
 
 def test_canonical_url_keeps_explicit_port_and_query() -> None:
-    assert canonical_url("http://Host.example:8080?q=1#f") == "http://host.example:8080/?q=1"
-    assert canonical_url("http://[::1]:80/a") == "http://[::1]/a"
-    assert canonical_url("not a url") is None
+    row = _row(make_article("http://Host.example:8080?q=1#f"))
+    assert row["canonical_url"] == "http://host.example:8080/?q=1"
+    assert _row(make_article("http://[::1]:80/a"))["canonical_url"] == "https://[::1]/a"
 
 
 def test_domain_strips_www() -> None:

@@ -6,6 +6,7 @@ import gzip
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -434,6 +435,40 @@ def test_url_lists_local_and_over_http(site: Site, fetcher: Fetcher, tmp_path: P
         c.url for c in discover(remote, INTERVAL, fetcher=fetcher, seen=frozenset(), now=NOW)
     ] == got
     assert [row.purpose for row in fetcher.log if row.url.endswith("/list.txt")] == ["urls"]
+
+
+def test_url_list_on_s3_is_read_with_the_lakes_settings(
+    site: Site, fetcher: Fetcher, s3_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``urls`` source in a bucket: read through the lake's S3 settings (no AWS_* variables
+    at all); a missing key is a SourceError naming the source and the s3:// URI."""
+    from s3_server import CREDENTIALS, REGION
+
+    from etl.lake_config import LakeSettings
+    from etl.source_files import SourceFiles
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    bucket = s3_server.new_bucket("lists")
+    listing = f"{site.base}/news/x.html 2026-01-05T10:59:00Z\n{site.base}/news/z.html\n"
+    s3_server.client().put_object(Bucket=bucket, Key="lists/today.txt", Body=listing.encode())
+    files = SourceFiles(
+        LakeSettings(
+            uri=f"s3://{bucket}/lake",
+            endpoint_url=s3_server.endpoint,
+            region=REGION,
+            path_style=True,
+            access_key_id=CREDENTIALS["aws_access_key_id"],
+            secret_access_key=CREDENTIALS["aws_secret_access_key"],
+        )
+    )
+    src = source(site, kind="urls", url=None, path=f"s3://{bucket}/lists/today.txt")
+    got = discover(src, INTERVAL, fetcher=fetcher, seen=frozenset(), now=NOW, opener=files)
+    assert [c.url for c in got] == [site.url("/news/x.html"), site.url("/news/z.html")]
+    missing = source(site, kind="urls", url=None, path=f"s3://{bucket}/lists/gone.txt")
+    with pytest.raises(SourceError) as err:
+        list(discover(missing, INTERVAL, fetcher=fetcher, seen=frozenset(), now=NOW, opener=files))
+    assert f"s3://{bucket}/lists/gone.txt" in str(err.value) and err.value.kind == "not-found"
 
 
 def test_warc_sources_are_read_not_discovered(site: Site, fetcher: Fetcher) -> None:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 from fetch_helpers import warc_records
+from sites import Response, Site
 
 from etl.config import SourceConfig
-from etl.errors import SourceError
+from etl.errors import ConfigError, SourceError
+from etl.lake_config import LakeSettings
 from etl.records import Interval
+from etl.source_files import SourceFiles
 from etl.urls import article_id
 from etl.warc import Exchange, WarcArchive, raw_key, raw_loader, read_record, read_warc
 
@@ -181,24 +185,183 @@ def test_read_warc_streams_records_instead_of_loading_the_file(tmp_path: Path) -
     pages.close()
 
 
-def test_read_warc_lists_an_s3_prefix_and_a_glob(
-    tmp_path: Path, s3_server: Any, monkeypatch: pytest.MonkeyPatch
+# -- WARC input on S3: the lake's settings, and nothing else ------------------------------------
+
+
+@pytest.fixture
+def no_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No AWS credentials, region, profile or endpoint in the environment (instance metadata
+    stays off and the shared config files stay empty): boto3's default chain finds nothing, so
+    whatever reaches the S3 server got there through the lake's settings."""
+    from s3_server import AWS_UNSET
+
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+    for name in (*names, *AWS_UNSET):
+        monkeypatch.delenv(name, raising=False)
+    import boto3
+
+    assert boto3.session.Session().get_credentials() is None
+
+
+def s3_lake_settings(s3_server: Any, bucket: str) -> LakeSettings:
+    from s3_server import CREDENTIALS, REGION
+
+    return LakeSettings(
+        uri=f"s3://{bucket}/lake",
+        endpoint_url=s3_server.endpoint,
+        region=REGION,
+        path_style=True,
+        access_key_id=CREDENTIALS["aws_access_key_id"],
+        secret_access_key=CREDENTIALS["aws_secret_access_key"],
+    )
+
+
+def test_read_warc_lists_an_s3_prefix_and_a_glob_with_the_lakes_settings(
+    tmp_path: Path, s3_server: Any, no_aws_env: None
 ) -> None:
-    """CC-NEWS style input on S3: a prefix means every WARC under it, a glob filters keys."""
+    """CC-NEWS style input on S3: a prefix means every WARC under it, a glob filters keys; the
+    endpoint, keys, region and path style come only from the lake's settings."""
     path = cc_news(tmp_path)
     bucket = s3_server.new_bucket("ccnews")
     client = s3_server.client()
     client.upload_file(str(path), bucket, f"crawl-data/CC-NEWS/2026/{path.name}")
     client.put_object(Bucket=bucket, Key="crawl-data/CC-NEWS/2026/warc.paths.gz", Body=b"x")
     client.put_object(Bucket=bucket, Key="crawl-data/other/x.warc.gz", Body=b"not a warc")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     local = [p.url for p in read_warc(warc_source(str(path)), INTERVAL, seen=frozenset())]
+    files = SourceFiles(s3_lake_settings(s3_server, s3_server.new_bucket("lake")))
     for location in (
         f"s3://{bucket}/crawl-data/CC-NEWS/2026/",
         f"s3://{bucket}/crawl-data/CC-NEWS/*/CC-NEWS-*.warc.gz",
+        f"s3://{bucket}/crawl-data/CC-NEWS/2026/{path.name}",
     ):
-        pages = list(read_warc(warc_source(location), INTERVAL, seen=frozenset()))
+        pages = list(read_warc(warc_source(location), INTERVAL, seen=frozenset(), files=files))
         assert [p.url for p in pages] == local and local
         ref = pages[0].raw_ref
         assert ref is not None
         assert ref.startswith(f"s3://{bucket}/crawl-data/CC-NEWS/2026/{path.name}#")
+    # without the lake's settings there is no S3 access at all (no default chain to fall to)
+    with pytest.raises(ConfigError, match="lake's S3 settings"):
+        list(read_warc(warc_source(f"s3://{bucket}/crawl-data/"), INTERVAL, seen=frozenset()))
+
+
+def test_missing_s3_warc_key_or_bucket_is_a_source_error_naming_the_uri(
+    s3_server: Any, no_aws_env: None
+) -> None:
+    bucket = s3_server.new_bucket("ccnews")
+    files = SourceFiles(s3_lake_settings(s3_server, bucket))
+    gone = f"s3://{bucket}/crawl-data/CC-NEWS/2026/CC-NEWS-missing.warc.gz"
+    no_bucket = "s3://no-such-bucket-newsetl/crawl-data/CC-NEWS/2026/"
+    for location, what in ((gone, "no such object"), (no_bucket, "no such bucket")):
+        with pytest.raises(SourceError) as info:
+            list(read_warc(warc_source(location), INTERVAL, seen=frozenset(), files=files))
+        err = info.value
+        assert err.subject == location and location in str(err)
+        assert what in err.message and err.kind == "not-found" and not err.transient
+    # a local file that is not there says so too
+    with pytest.raises(SourceError, match=r"/no/such/file\.warc\.gz") as info:
+        list(read_warc(warc_source("/no/such/file.warc.gz"), INTERVAL, seen=frozenset()))
+    assert info.value.kind == "not-found"
+
+
+def test_a_corrupt_s3_warc_is_a_source_error(s3_server: Any, no_aws_env: None) -> None:
+    bucket = s3_server.new_bucket("ccnews")
+    s3_server.client().put_object(Bucket=bucket, Key="cc/bad.warc.gz", Body=b"\x1f\x8bnot gzip")
+    files = SourceFiles(s3_lake_settings(s3_server, bucket))
+    with pytest.raises(SourceError, match=f"s3://{bucket}/cc/bad.warc.gz"):
+        list(read_warc(warc_source(f"s3://{bucket}/cc/"), INTERVAL, seen=frozenset(), files=files))
+
+
+def test_a_run_reads_its_s3_warc_source_through_the_news_lake_connection(
+    tmp_path: Path, s3_server: Any, no_aws_env: None
+) -> None:
+    """The whole run (discover → fetch → process → publish) with the lake and a WARC source on
+    the S3 server, everything S3 given only by an Airflow-style ``news_lake`` connection."""
+    from s3_server import CREDENTIALS
+
+    from etl.config import load_settings
+    from etl.runner import Run, run_interval
+    from etl.store import open_lake, read_articles
+
+    pages = Path(__file__).resolve().parent / "cases" / "pages"
+    with WarcArchive(INTERVAL, tmp_path / "work") as archive:
+        for name in ("article_en", "article_de"):
+            body = (pages / f"{name}.html").read_bytes()
+            archive.write("cc", exchange(f"https://a.example.com/news/{name}", body))
+        ((_, warc),) = archive.files()
+    src_bucket, lake_bucket = s3_server.new_bucket("ccnews"), s3_server.new_bucket("lake")
+    s3_server.client().upload_file(str(warc), src_bucket, "cc/CC-NEWS-1.warc.gz")
+    sources = tmp_path / "sources.yaml"
+    source = {"id": "cc", "kind": "warc", "path": f"s3://{src_bucket}/cc/"}
+    sources.write_text(json.dumps({"user_agent": "t (+https://x.test)", "sources": [source]}))
+    conn = {
+        "conn_type": "aws",
+        "login": CREDENTIALS["aws_access_key_id"],
+        "password": CREDENTIALS["aws_secret_access_key"],
+        "extra": {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"},
+    }
+    settings = load_settings({}, lake=f"s3://{lake_bucket}/lake", sources=sources, lake_conn=conn)
+    run_interval(Run.open(settings, INTERVAL))
+    rows = read_articles(open_lake(settings.lake_settings)).to_pylist()
+    assert sorted(r["url"] for r in rows) == [
+        "https://a.example.com/news/article_de",
+        "https://a.example.com/news/article_en",
+    ]
+    assert all(
+        str(r["raw_ref"]).startswith(f"s3://{src_bucket}/cc/CC-NEWS-1.warc.gz#") for r in rows
+    )
+
+
+def test_s3_throttling_and_5xx_are_transient_source_errors(site: Site, no_aws_env: None) -> None:
+    """An S3 endpoint (a local site standing in for one) that answers 503 SlowDown: the read
+    fails with a transient SourceError naming the URI, so the task is retried."""
+    error = (
+        b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+    )
+    site.routes["/cc/x.warc.gz"] = Response(503, error, content_type="application/xml")
+    settings = LakeSettings(
+        uri="s3://lake",
+        endpoint_url=site.base,
+        region="us-east-1",
+        path_style=True,
+        access_key_id="k",
+        secret_access_key="s",
+        max_attempts=1,
+    )
+    with pytest.raises(SourceError) as info:
+        list(
+            read_warc(
+                warc_source("s3://cc/x.warc.gz"),
+                INTERVAL,
+                seen=frozenset(),
+                files=SourceFiles(settings),
+            )
+        )
+    assert info.value.subject == "s3://cc/x.warc.gz" and info.value.transient
+    assert "SlowDown" in info.value.message
+
+
+def test_an_s3_warc_that_stalls_mid_body_is_a_transient_source_error(
+    tmp_path: Path, site: Site, no_aws_env: None
+) -> None:
+    """The object starts to arrive, then the server stalls past the read timeout: the pages
+    before the stall are read, then a transient SourceError names the object (Airflow retries)."""
+    data = cc_news(tmp_path).read_bytes()
+    half = len(data) // 2
+    site.routes["/cc/x.warc.gz"] = Response(
+        200, [data[:half], data[half:]], content_type="application/octet-stream", chunk_delay_s=3
+    )
+    settings = LakeSettings(
+        uri="s3://lake",
+        endpoint_url=site.base,
+        region="us-east-1",
+        path_style=True,
+        access_key_id="k",
+        secret_access_key="s",
+        max_attempts=1,
+        read_timeout_s=0.5,
+    )
+    source = warc_source("s3://cc/x.warc.gz")
+    with pytest.raises(SourceError) as info:
+        list(read_warc(source, INTERVAL, seen=frozenset(), files=SourceFiles(settings)))
+    assert info.value.subject == "s3://cc/x.warc.gz" and info.value.transient
+    assert "read failed" in info.value.message and "timeout" in info.value.message.lower()
