@@ -13,6 +13,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import cache
 from itertools import islice
@@ -216,7 +217,7 @@ def article_row(
             "rules": rules_version,
         },
         "canonical_link": None,
-        "extraction": None,
+        "extraction": asdict(ex.extraction) if ex.extraction is not None else None,
         "duplicate_of": None,
         "schema_version": schema_version(article_schema()),
         "dt": dt,

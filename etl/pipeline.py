@@ -52,6 +52,8 @@ def process_page(page: Page, settings: Settings) -> Article:
     """Extract and clean one page; raises :class:`ExtractError` when it holds no article."""
     extracted = extract(page, settings.extract)
     domain = domain_of(page.url) or domain_of(extracted.canonical_url)
+    if not settings.extract.domain_rules:  # global rules only (newsetl eval --global-only)
+        domain = None
     cleaned = clean(
         extracted.text, rules_for(settings, page.rules), domain=domain, captions=extracted.captions
     )
