@@ -44,6 +44,7 @@ log = logging.getLogger("etl.cascade")
 
 FALLBACK_BELOW_CHARS = 1500
 AGREE = 0.8  # shingle agreement at which a candidate counts as confirmed
+SAME = 0.98  # agreement at which two candidates are the same text
 SHORT_WORDS = 30  # a body this short is doubtful unless confirmed
 PROSE_WORDS = 20  # a line this long is prose, not a menu
 _WS = re.compile(r"[ \t\u00a0]+")
@@ -158,7 +159,11 @@ def choose_body(
         scored = {name: agreement(text, ld.body) for name, text in candidates.items() if text}
         best = max(scored, key=lambda n: scored[n], default=None)
         if best is not None and scored[best] >= AGREE:
-            return candidates[best], Extraction(best, round(scored[best], 3), False)
+            text = candidates[best]
+            if scored[best] >= SAME and ld.body.count("\n") > text.count("\n"):
+                # the same words: keep the JSON-LD body's paragraph breaks
+                return ld.body, Extraction("json-ld", round(scored[best], 3), False)
+            return text, Extraction(best, round(scored[best], 3), False)
         top = scored[best] if best is not None else 0.0
         return ld.body, Extraction("json-ld", round(top, 3), top < 0.5)
 
