@@ -258,13 +258,13 @@ def _repeated_items(block: Any) -> bool:
     return False
 
 
-def repair_blocks(tree: Any, text: str, pruned: set[Any]) -> tuple[str, str] | None:
+def repair_blocks(tree: Any, text: str, prune: list[str]) -> tuple[str, str] | None:
     """A structural repair of ``text`` (trafilatura's body) on ``tree``, or None.
 
     Returns ``(text, method)``: ``joined-siblings`` when prose blocks beside the body's
     container were left out (a body split by an ad slot, newsletter box or read-more card),
     ``dropped-thread`` when the body runs on into a reader-response thread after the article.
-    ``pruned`` holds the elements the prune rules take out: they are never joined back.
+    Blocks the ``prune`` rules take out are never joined back.
     """
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     index = _blocks(tree)
@@ -291,6 +291,7 @@ def repair_blocks(tree: Any, text: str, pruned: set[Any]) -> tuple[str, str] | N
     # 2. sibling prose blocks of the container, left out of the body
     have = set(lines)
     parent = container.getparent()
+    pruned: set[Any] | None = None
     before: list[str] = []
     after: list[str] = []
     seen_container = False
@@ -298,17 +299,15 @@ def repair_blocks(tree: Any, text: str, pruned: set[Any]) -> tuple[str, str] | N
         if sib is container:
             seen_container = True
             continue
-        if (
-            not isinstance(sib.tag, str)
-            or sib in pruned
-            or any(a in pruned for a in sib.iterancestors())
-        ):
-            continue
-        if any(True for _ in sib.iter("h1")):
+        if not isinstance(sib.tag, str) or any(True for _ in sib.iter("h1")):
             continue
         prose = [p for p in _prose(sib) if p not in have]
         # one paragraph beside the body is a standfirst or a teaser more often than a part of it
         if len(prose) < 2 or _link_density(sib) >= 0.2 or _repeated_items(sib):
+            continue
+        if pruned is None:  # evaluated only now: most pages never get this far
+            pruned = {n for expr in prune for n in tree.xpath(expr) if hasattr(n, "tag")}
+        if sib in pruned or any(a in pruned for a in sib.iterancestors()):
             continue
         (after if seen_container else before).extend(prose)
     if not before and not after:

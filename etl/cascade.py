@@ -105,10 +105,6 @@ def run_trafilatura(
     return text
 
 
-def _pruned(tree: Any, prune: list[str]) -> set[Any]:
-    return {n for expr in prune for n in tree.xpath(expr) if hasattr(n, "tag")}
-
-
 def _live(first: str, updates: str) -> str:
     """The introduction (the first body's lines before the first one the updates hold; all of
     it when it holds none and is shorter than the updates), then the updates."""
@@ -154,7 +150,7 @@ def choose_body(
         candidates = {method: first}
         recall = _tidy(run_trafilatura(tree, url, s, prune, fast=False, recall=True))
         candidates["trafilatura-recall"] = recall
-        if first and (rep := repair_blocks(tree, first, _pruned(tree, prune))):
+        if first and (rep := repair_blocks(tree, first, prune)):
             candidates[rep[1]] = rep[0]
         scored = {name: agreement(text, ld.body) for name, text in candidates.items() if text}
         best = max(scored, key=lambda n: scored[n], default=None)
@@ -167,7 +163,7 @@ def choose_body(
         top = scored[best] if best is not None else 0.0
         return ld.body, Extraction("json-ld", round(top, 3), top < 0.5)
 
-    if first and (rep := repair_blocks(tree, first, _pruned(tree, prune))):
+    if first and (rep := repair_blocks(tree, first, prune)):
         repaired, how = rep
         recall = _tidy(run_trafilatura(tree, url, s, prune, fast=False, recall=True))
         agree = agreement(repaired, recall)
