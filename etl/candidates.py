@@ -103,7 +103,8 @@ def jsonld_body(tree: Any) -> JsonLd:
                 if not isinstance(upd, dict):
                     continue
                 ubody = _plain(upd.get("articleBody") or upd.get("text") or upd.get("description"))
-                head = _norm(str(upd.get("headline") or upd.get("name") or ""))
+                head = upd.get("headline") or upd.get("name")
+                head = _norm(head) if isinstance(head, str) else ""
                 if not ubody and not head:
                     continue
                 url = str(upd.get("url") or upd.get("@id") or "")
@@ -124,13 +125,18 @@ def live_text(updates: tuple[LiveUpdate, ...], page_lines: str = "") -> str:
     then its paragraphs. An update whose JSON-LD body is one run of text takes its paragraph
     breaks from ``page_lines`` (the page's own body) when those lines hold all of it."""
     out: list[str] = []
-    lines = [line for line in page_lines.split("\n") if words(line) >= 4]
+    lines = [(line, shingles(line)) for line in page_lines.split("\n") if words(line) >= 4]
+    where: dict[tuple[str, ...], set[int]] = {}  # shingle → the page lines holding it
+    for i, (_, sh) in enumerate(lines):
+        for key in sh:
+            where.setdefault(key, set()).add(i)
     for u in updates:
         out.extend(x for x in (u.time, u.headline) if x)
         body = [line for line in u.body.split("\n") if line.strip()]
         if len(body) == 1 and lines:
             whole = shingles(u.body)
-            mine = [line for line in lines if coverage(line, whole) >= 0.9]
+            near = sorted({i for key in whole for i in where.get(key, ())})
+            mine = [lines[i][0] for i in near if coverage(lines[i][1], whole) >= 0.9]
             if mine and coverage(whole, "\n".join(mine)) >= 0.95:
                 body = mine
         out.extend(body)

@@ -38,6 +38,7 @@ from etl.candidates import (
     words,
 )
 from etl.config import ExtractSettings
+from etl.evaluate import shingles
 from etl.records import Extraction
 
 log = logging.getLogger("etl.cascade")
@@ -109,9 +110,8 @@ def _live(first: str, updates: str) -> str:
     """The introduction (the first body's lines before the first one the updates hold; all of
     it when it holds none and is shorter than the updates), then the updates."""
     lines = first.split("\n") if first else []
-    held = [
-        i for i, line in enumerate(lines) if words(line) >= 4 and coverage(line, updates) >= 0.5
-    ]
+    whole = shingles(updates)
+    held = [i for i, line in enumerate(lines) if words(line) >= 4 and coverage(line, whole) >= 0.5]
     if not held:  # the updates are nowhere in it: all of it is the introduction, if short
         return "\n".join([first, updates]) if first and words(first) <= words(updates) else updates
     intro = lines[: held[0]]
@@ -132,11 +132,11 @@ def choose_body(
         if len(slow) > len(first):
             first, method = slow, "trafilatura-fallback"
 
-    if updates:
+    if updates and words(updates) >= SHORT_WORDS:
         held = coverage(updates, first)
-        if held >= AGREE and words(first) > 2 * words(updates):
+        if words(first) > 2 * words(updates):
             # the JSON-LD lists only some of the updates the page shows: the page has more
-            return first, Extraction(method, round(held, 3), False)
+            return first, Extraction(method, round(held, 3), held < 0.5)
         updates = live_text(ld.live, first)
         return _live(first, updates), Extraction("json-ld-live", round(held, 3), False)
 

@@ -173,3 +173,30 @@ def test_global_only_switches_domain_prune_rules_off(tmp_path: Path) -> None:
     assert "Supporters packed" not in article("split_body", s).cleaned.text
     off = replace(s, extract=replace(s.extract, domain_rules=False))
     assert "Supporters packed" in article("split_body", off).cleaned.text
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"@type": "NewsArticle", "articleBody": {"not": "text"}},
+        {"@type": "NewsArticle", "articleBody": ["a", "list"]},
+        {"@type": "NewsArticle", "articleBody": "<<<>>> <p <div " * 30},
+        {"@type": "LiveBlogPosting", "liveBlogUpdate": "not a list"},
+        {
+            "@type": "LiveBlogPosting",
+            "liveBlogUpdate": [
+                None,
+                3,
+                {"url": ["x#y"], "datePublished": "yesterday", "headline": {"a": 1}},
+                {"headline": "Only a headline"},
+            ],
+        },
+    ],
+)
+def test_garbage_jsonld_never_replaces_the_body(obj: object) -> None:
+    html = (CASES / "split_body.html").read_text(encoding="utf-8")
+    html = html.replace(
+        "</head>", f'<script type="application/ld+json">{json.dumps(obj)}</script></head>'
+    )
+    a = process_page(Page(id="g", body=html.encode(), url="https://site.example/g"), SETTINGS)
+    assert a.cleaned.text.splitlines() == expected("split_body")
