@@ -187,9 +187,10 @@ def guard_prune(tree: Any, exprs: list[str], body: str) -> list[str]:
 
 
 def _blocks(tree: Any) -> dict[str, Any]:
-    """Normalized text → the first block element (paragraph-like) holding exactly it."""
+    """Normalized text → the first paragraph or heading holding exactly it (list items and
+    table cells are left out: menus and tables are many, and cost more than they tell)."""
     out: dict[str, Any] = {}
-    for el in tree.iter(*_BLOCK_TAGS):
+    for el in tree.iter("p", "h2", "h3", "h4", "h5", "h6"):
         text = _norm(el.text_content())
         if (len(text) >= 25 or el.tag[0] == "h") and text not in out:
             out[text] = el
