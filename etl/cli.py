@@ -163,7 +163,12 @@ def evaluate_cmd(
         err.print(f"[red]{corpus}: no ground-truth.json here")
         raise typer.Exit(2)
     settings = load_settings(workers=workers)
-    pages = pages_of(corpus)
+    try:
+        pages = pages_of(corpus)
+        load_truth(corpus)
+    except (OSError, ValueError, AttributeError) as exc:
+        err.print(f"{corpus}/ground-truth.json: not a ground-truth file ({exc})", markup=False)
+        raise typer.Exit(2) from None
     full = score_corpus(corpus, settings, workers=workers, pages=pages)
     rows = [("newsetl", full.score, full.seconds)]
     shown = full

@@ -457,3 +457,12 @@ def test_eval_by_domain_prints_domains_and_the_worst_pages_with_their_class(
     assert worst[0].split()[:2] == ["page", "F1"]
     assert worst[1].split()[0] == "thread" and "empty" in worst[1]
     assert worst[2].split()[0] == "hill"
+
+
+@pytest.mark.parametrize("content", ["not json", '{"page": [1, 2]}', "[]"])
+def test_eval_with_a_broken_ground_truth_is_exit_2(tmp_path: Path, content: str) -> None:
+    (tmp_path / "html").mkdir()
+    (tmp_path / "ground-truth.json").write_text(content, encoding="utf-8")
+    result = run("eval", "--by-domain", tmp_path)
+    assert result.exit_code == 2
+    assert "ground-truth.json: not a ground-truth file" in result.stderr
