@@ -200,3 +200,19 @@ def test_garbage_jsonld_never_replaces_the_body(obj: object) -> None:
     )
     a = process_page(Page(id="g", body=html.encode(), url="https://site.example/g"), SETTINGS)
     assert a.cleaned.text.splitlines() == expected("split_body")
+
+
+def test_extraction_lands_in_the_article_schema() -> None:
+    import pyarrow as pa
+
+    from etl.schema import article_schema
+
+    rows = [
+        article_row(article(name), dt="2025-03-04", rules_version="x", strict=False)
+        for name in ("split_body", "live_blog")
+    ]
+    rows[1]["extraction"] = {**rows[1]["extraction"], "agreement": None}  # one candidate ran
+    batch = pa.RecordBatch.from_pylist(rows, schema=article_schema())
+    got = batch.column(batch.schema.get_field_index("extraction")).to_pylist()
+    assert [g["method"] for g in got] == ["joined-siblings", "json-ld-live"]
+    assert got[1]["agreement"] is None and got[0]["doubtful"] is False
