@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CORPUS = Path(os.environ.get("NEWSETL_CORPUS", ROOT.parent / "shared" / "corpus" / "sh_dev"))
+if not CORPUS.is_dir() and "NEWSETL_CORPUS" not in os.environ:  # a worktree under /work/wt/
+    CORPUS = ROOT.parents[1] / "shared" / "corpus" / "sh_dev"
 
 
 def load_pages() -> list[tuple[str, bytes]]:

@@ -142,36 +142,46 @@ def evaluate_cmd(
     baseline: Annotated[
         bool, typer.Option("--baseline", help="Also score bare trafilatura (defaults).")
     ] = False,
+    global_only: Annotated[
+        bool,
+        typer.Option(
+            "--global-only",
+            help="Also score with the domain-specific rules off (what an unseen site gets).",
+        ),
+    ] = False,
+    by_domain: Annotated[
+        bool,
+        typer.Option("--by-domain", help="Per-domain F1 and the ten worst pages with their class."),
+    ] = False,
     workers: WorkersOpt = 1,
 ) -> None:
     """Precision / recall / F1 of newsetl on a corpus (the benchmark's shingle metric)."""
-    from etl.evaluate import corpus_pages, evaluate, load_truth
+    from etl.evalcorpus import classified, pages_of, score_corpus
+    from etl.evaluate import evaluate, load_truth
 
     if not (corpus / "ground-truth.json").is_file():
         err.print(f"[red]{corpus}: no ground-truth.json here")
         raise typer.Exit(2)
-    truth = load_truth(corpus)
     settings = load_settings(workers=workers)
-    meta = json.loads((corpus / "ground-truth.json").read_text(encoding="utf-8"))
-    pages = [
-        Page(id=pid, body=raw, url=meta.get(pid, {}).get("url"))
-        for pid, raw in corpus_pages(corpus)
-    ]
-    t0 = time.perf_counter()
-    predictions = {
-        r.page.id if isinstance(r, Article) else r.id: r.cleaned.text
-        if isinstance(r, Article)
-        else ""
-        for r in process_pages(pages, settings, workers=workers)
-    }
-    elapsed = time.perf_counter() - t0
-    rows = [("newsetl", evaluate(predictions, truth)[0], elapsed)]
+    try:
+        pages = pages_of(corpus)
+        load_truth(corpus)
+    except (OSError, ValueError, AttributeError) as exc:
+        err.print(f"{corpus}/ground-truth.json: not a ground-truth file ({exc})", markup=False)
+        raise typer.Exit(2) from None
+    full = score_corpus(corpus, settings, workers=workers, pages=pages)
+    rows = [("newsetl", full.score, full.seconds)]
+    shown = full
+    if global_only:
+        shown = score_corpus(corpus, settings, workers=workers, pages=pages, global_only=True)
+        rows.append(("newsetl --global-only", shown.score, shown.seconds))
     if baseline:
         import trafilatura
 
         t0 = time.perf_counter()
         bare = {p.id: trafilatura.extract(p.body) or "" for p in pages}
-        rows.append(("trafilatura (defaults)", evaluate(bare, truth)[0], time.perf_counter() - t0))
+        score = evaluate(bare, load_truth(corpus))[0]
+        rows.append(("trafilatura (defaults)", score, time.perf_counter() - t0))
     out.print(
         f"{'extractor':<24} {'F1':>7} {'precision':>10} {'recall':>8} {'pages':>6} {'seconds':>8}"
     )
@@ -179,6 +189,36 @@ def evaluate_cmd(
         out.print(
             f"{name:<24} {score.f1:7.4f} {score.precision:10.4f} {score.recall:8.4f} "
             f"{score.pages:6d} {secs:8.2f}"
+        )
+    if not (global_only or by_domain):
+        return
+    low = shown.below(0.5)
+    label = "global rules only" if global_only else "all rules"
+    out.print(
+        f"\n{label}: {len(low)} page(s) below F1 0.5 with over 100 words of ground truth"
+        + (f": {', '.join(p.score.id for p in low)}" if low else ""),
+        markup=False,
+    )
+    if not by_domain:
+        return
+    out.print(f"\nper domain ({label}):", markup=False)
+    out.print(f"{'domain':<40} {'F1':>7} {'precision':>10} {'recall':>8} {'pages':>6}")
+    for domain, score in shown.by_domain().items():
+        out.print(
+            f"{domain:<40} {score.f1:7.4f} {score.precision:10.4f} {score.recall:8.4f} "
+            f"{score.pages:6d}",
+            markup=False,
+        )
+    out.print(f"\nworst pages ({label}):", markup=False)
+    out.print(
+        f"{'page':<12} {'F1':>6} {'P':>6} {'R':>6} {'words':>6}  {'class':<12} {'method':<20} url"
+    )
+    for p, kind in classified(shown, pages):
+        out.print(
+            f"{p.score.id[:12]:<12} {p.f1:6.3f} {p.score.precision or 0:6.3f} "
+            f"{p.score.recall or 0:6.3f} {p.truth_words:6d}  {kind:<12} "
+            f"{(p.method or '-') + ('?' if p.doubtful else ''):<20} {p.url or '-'}",
+            markup=False,
         )
 
 

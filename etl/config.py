@@ -74,6 +74,7 @@ class ExtractSettings:
     min_year: int = 1995
     max_page_bytes: int = 20 * 1024 * 1024
     explain: bool = False  # also report what the prune rules remove (newsetl extract --human)
+    domain_rules: bool = True  # False: global rules only (`newsetl eval --global-only`)
 
 
 @dataclass(frozen=True)

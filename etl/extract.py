@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 from lxml.etree import XPath, XPathError
 from lxml.html import fromstring
-from trafilatura import bare_extraction
 from trafilatura.utils import load_html
 
+from etl.cascade import choose_body
 from etl.charset import decode
 from etl.config import ExtractSettings
 from etl.errors import ConfigError, ExtractError
@@ -32,7 +32,6 @@ from etl.urls import domain as url_domain
 
 log = logging.getLogger("etl.extract")
 
-FALLBACK_BELOW_CHARS = 1500
 _WS = re.compile(r"[ \t\u00a0]+")
 
 
@@ -126,45 +125,6 @@ def _captions(tree: Any, exprs: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _run_trafilatura(
-    tree: Any, url: str | None, s: ExtractSettings, prune: list[str], fast: bool
-) -> str:
-    # An embedded tweet quoted in the story is article text, but its wrapper's class (e.g.
-    # "social-media-embed") is on trafilatura's discard list: lift the quote out of a wrapper
-    # that holds nothing else. Idempotent, so the slow second pass sees the same tree.
-    for quote in tree.xpath("//blockquote[contains(@class, 'twitter-tweet')]"):
-        wrapper = quote.getparent()
-        outer = wrapper.getparent() if wrapper is not None else None
-        if outer is not None and wrapper.tag == "div" and _text(wrapper) == _text(quote):
-            quote.tail = wrapper.tail
-            outer.replace(wrapper, quote)
-    doc = bare_extraction(
-        tree,
-        url=url,
-        fast=fast,
-        favor_precision=s.favor_precision,
-        favor_recall=s.favor_recall,
-        include_comments=s.include_comments,
-        include_tables=s.include_tables,
-        prune_xpath=prune or None,
-        with_metadata=False,
-    )
-    if doc is None or isinstance(doc, dict):
-        return ""
-    text = str(doc.text or "")
-    # The page headline (<h1>) often comes out as the first line of the body; it is the title
-    # (metadata), not article text. Pruning <h1> before extraction instead would change which
-    # block trafilatura picks as the body, so the headline is dropped from the output: a line
-    # among the first three equal to the text of an <h1>.
-    headlines = {t for h in tree.iter("h1") if 0 < len(t := _text(h)) <= 300}
-    if headlines and text:
-        lines = text.split("\n")
-        head = [i for i, line in enumerate(lines) if line.strip()][:3]
-        drop = {i for i in head if _WS.sub(" ", lines[i]).strip() in headlines}
-        text = "\n".join(line for i, line in enumerate(lines) if i not in drop)
-    return text
-
-
 def _utc(t: datetime) -> datetime:
     """Aware times converted to UTC; naive ones are taken to be UTC (as normalize does)."""
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
@@ -213,12 +173,8 @@ def extract(page: Page, settings: ExtractSettings, *, now: datetime | None = Non
     meta, dates = extract_meta(tree, page.url)
     rules = load_prune_rules(settings.prune_file)
     domain = url_domain(page.url) or url_domain(meta.canonical_url)
-    prune = rules.for_domain(domain)
-    text = _run_trafilatura(tree, page.url, settings, prune, fast=True)
-    if len(text) < FALLBACK_BELOW_CHARS:
-        slow = _run_trafilatura(tree, page.url, settings, prune, fast=False)
-        text = slow if len(slow) > len(text) else text
-    text = "\n".join(line.strip() for line in text.splitlines() if line.strip())
+    prune = rules.for_domain(domain if settings.domain_rules else None)
+    text, extraction = choose_body(tree, page.url, settings, prune)
     if not text:
         raise ExtractError(subject, "no article text found", kind="no-text")
     published, source = _pick_date(dates, page, now or datetime.now(UTC), settings.min_year)
@@ -244,4 +200,5 @@ def extract(page: Page, settings: ExtractSettings, *, now: datetime | None = Non
         captions=_captions(tree, rules.captions),
         encoding=encoding,
         pruned=explain_prune(tree, prune, rules.ids) if settings.explain else (),
+        extraction=extraction,
     )

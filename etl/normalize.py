@@ -14,6 +14,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import cache
 from itertools import islice
@@ -182,7 +183,7 @@ def article_row(
             "rules": rules_version,
         },
         "canonical_link": ident.canonical_link if ident else None,
-        "extraction": None,
+        "extraction": asdict(ex.extraction) if ex.extraction is not None else None,
         "duplicate_of": None,
         "schema_version": schema_version(article_schema()),
         "dt": dt,

@@ -54,6 +54,8 @@ def process_page(page: Page, settings: Settings) -> Article:
     """Extract and clean one page; raises :class:`ExtractError` when it holds no article."""
     extracted = extract(page, settings.extract)
     domain = url_domain(page.url) or url_domain(extracted.canonical_url)
+    if not settings.extract.domain_rules:  # global rules only (newsetl eval --global-only)
+        domain = None
     cleaned = clean(
         extracted.text, rules_for(settings, page.rules), domain=domain, captions=extracted.captions
     )

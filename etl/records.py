@@ -63,6 +63,16 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Extraction:
+    """Which body candidate was kept, how far the candidates agreed (4-token shingle overlap,
+    0–1; None when only one candidate ran) and whether the body is doubtful."""
+
+    method: str
+    agreement: float | None = None
+    doubtful: bool = False
+
+
+@dataclass(frozen=True)
 class Extracted:
     """What the extractor found: raw body text (before our rules) and metadata."""
 
@@ -82,6 +92,7 @@ class Extracted:
     captions: tuple[str, ...] = ()
     encoding: str | None = None
     pruned: tuple[Removed, ...] = ()  # blocks the prune rules took out (only when explaining)
+    extraction: Extraction | None = None  # the body candidate chosen (etl.cascade)
 
 
 @dataclass(frozen=True)

@@ -405,3 +405,70 @@ def test_query_reads_an_s3_lake_on_the_s3_server(
         "query", "--lake", f"s3://{s3_server.new_bucket('empty')}", "SELECT count(*) FROM articles"
     )
     assert other.exit_code == 0 and other.stdout.splitlines()[1:] == ["0"]
+
+
+def cascade_corpus(root: Path) -> Path:
+    """Two hand-written pages: a thread page, and a body with a hover card that only a
+    shipped domain rule (thehill.com) prunes."""
+    cases = PAGES / "cascade"
+    (root / "html").mkdir(parents=True)
+    card = (
+        '<div class="rollover-people-block"><p>Jane Official, a senior member of the county '
+        "board, has served on it since 2009 and chairs its finance and planning committees.</p>"
+        "<p>Latest: board approves the new library budget after a long debate over branch "
+        "hours and the future of the mobile library service.</p></div>"
+    )
+    split = (cases / "split_body.html").read_text(encoding="utf-8")
+    split = split.replace('<div class="article-body">', card + '<div class="article-body">')
+    (root / "html" / "hill.html").write_text(split, encoding="utf-8")
+    shutil.copy(cases / "thread_bigger.html", root / "html" / "thread.html")
+    truth = {
+        "hill": {
+            "articleBody": (cases / "split_body.txt").read_text(encoding="utf-8"),
+            "url": "https://thehill.com/homenews/state-watch/1-dam",
+        },
+        "thread": {
+            "articleBody": (cases / "thread_bigger.txt").read_text(encoding="utf-8"),
+            "url": "https://harbourside.example/news/hall-roof",
+        },
+    }
+    (root / "ground-truth.json").write_text(json.dumps(truth), encoding="utf-8")
+    return root
+
+
+def test_eval_global_only_scores_without_the_domain_rules(tmp_path: Path) -> None:
+    corpus = cascade_corpus(tmp_path / "corpus")
+    result = run("eval", "--global-only", corpus)
+    assert result.exit_code == 0, result.stderr
+    table, _, tail = result.stdout.partition("\n\n")
+    rows = score_rows(table)
+    assert list(rows) == ["newsetl", "newsetl --global-only"]
+    assert rows["newsetl"][0] > rows["newsetl --global-only"][0]  # the hover card stays in
+    assert rows["newsetl --global-only"][2] == pytest.approx(rows["newsetl"][2], abs=0.02)
+    assert "global rules only: 0 page(s) below F1 0.5" in tail
+
+
+def test_eval_by_domain_prints_domains_and_the_worst_pages_with_their_class(
+    tmp_path: Path,
+) -> None:
+    corpus = cascade_corpus(tmp_path / "corpus")
+    (corpus / "html" / "thread.html").write_bytes(b"")
+    result = run("eval", "--by-domain", corpus)
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "per domain (all rules):" in out
+    domains = [line.split()[0] for line in out.split("per domain")[1].splitlines()[2:4]]
+    assert domains == ["harbourside.example", "thehill.com"]
+    worst = out.split("worst pages (all rules):")[1].strip().splitlines()
+    assert worst[0].split()[:2] == ["page", "F1"]
+    assert worst[1].split()[0] == "thread" and "empty" in worst[1]
+    assert worst[2].split()[0] == "hill"
+
+
+@pytest.mark.parametrize("content", ["not json", '{"page": [1, 2]}', "[]"])
+def test_eval_with_a_broken_ground_truth_is_exit_2(tmp_path: Path, content: str) -> None:
+    (tmp_path / "html").mkdir()
+    (tmp_path / "ground-truth.json").write_text(content, encoding="utf-8")
+    result = run("eval", "--by-domain", tmp_path)
+    assert result.exit_code == 2
+    assert "ground-truth.json: not a ground-truth file" in result.stderr
