@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from etl.config import load_settings
 from etl.errors import EtlError
-from etl.pipeline import Failure, find_pages, process_pages
+from etl.pipeline import Failure, LocalPage, find_pages, process_pages
 from etl.records import Article, Interval, Page
 
 log = logging.getLogger("etl.cli")
@@ -38,7 +38,12 @@ StartOpt = Annotated[
     str | None, typer.Option(help="Interval start (ISO); default: last full hour.")
 ]
 EndOpt = Annotated[str | None, typer.Option(help="Interval end (ISO); default: start + 1 h.")]
-WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", "-w", min=1, help="Worker processes (default: $NEWSETL_WORKERS or 1)."
+    ),
+]
 
 
 def _progress(total: int | None, label: str) -> Progress:
@@ -69,7 +74,8 @@ def article_json(article: Article) -> dict[str, Any]:
 
     rules = article.cleaned.rules_version
     row = article_row(article, dt=None, rules_version=rules, strict=False)
-    return {"id": article.page.id, "path": article.page.raw_ref, **_jsonable(row)}
+    extra = {"decode_errors": article.extracted.decode_errors}
+    return {"id": article.page.id, "path": article.page.raw_ref, **_jsonable(row), **extra}
 
 
 def json_line(result: Article | Failure) -> tuple[bool, str]:
@@ -105,13 +111,14 @@ def extract(
     paths: Annotated[
         list[Path], typer.Argument(help="Files or folders of .html / .html.gz pages.")
     ],
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     human: Annotated[
         bool, typer.Option("--human", help="Readable report: removed lines with rule ids.")
     ] = False,
 ) -> None:
     """Extract and clean pages; print one JSON object per page (JSON lines)."""
     settings = load_settings(workers=workers)
+    workers = settings.workers
     if human:  # the report also shows the blocks the prune rules took out
         settings = replace(settings, extract=replace(settings.extract, explain=True))
     files = list(find_pages(paths))
@@ -142,7 +149,7 @@ def evaluate_cmd(
     baseline: Annotated[
         bool, typer.Option("--baseline", help="Also score bare trafilatura (defaults).")
     ] = False,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
 ) -> None:
     """Precision / recall / F1 of newsetl on a corpus (the benchmark's shingle metric)."""
     from etl.evaluate import corpus_pages, evaluate, load_truth
@@ -152,6 +159,7 @@ def evaluate_cmd(
         raise typer.Exit(2)
     truth = load_truth(corpus)
     settings = load_settings(workers=workers)
+    workers = settings.workers
     meta = json.loads((corpus / "ground-truth.json").read_text(encoding="utf-8"))
     pages = [
         Page(id=pid, body=raw, url=meta.get(pid, {}).get("url"))
@@ -201,6 +209,10 @@ def query(
     from etl.query import run_query
 
     settings = load_settings(lake=lake)
+    if not settings.lake_settings.is_s3 and not Path(settings.lake).expanduser().is_dir():
+        err.print(
+            f"[yellow]warning:[/] lake {escape(settings.lake)} does not exist: its views are empty"
+        )
     try:
         columns, rows = run_query(settings.lake_settings, sql)
     except EtlError as exc:
@@ -214,11 +226,10 @@ def query(
 
 def _local_pages(
     paths: list[Path], base_url: str | None, source_id: str, exclude: list[str]
-) -> Iterator[Page]:
-    """Local files as Pages; with ``base_url`` each gets the URL it would have on that site."""
+) -> Iterator[LocalPage]:
+    """Local files to ingest (read later, one at a time, where they are processed); with
+    ``base_url`` each gets the URL it would have on that site."""
     from fnmatch import fnmatch
-
-    from etl.pipeline import read_page
 
     now = datetime.now(UTC)
     for root in paths:
@@ -230,12 +241,7 @@ def _local_pages(
             if base_url:
                 rel = rel.removesuffix(".gz").removesuffix("index.html")
                 url = base_url.rstrip("/") + "/" + rel
-            try:
-                page = read_page(f, url=url)
-            except EtlError as exc:
-                page = Page(id=f.name.split(".")[0], body=b"", url=url or str(f))
-                log.warning("%s", exc)
-            yield replace(page, source_id=source_id, fetched_at=now, id=url or page.id)
+            yield LocalPage(f, url=url, source_id=source_id, fetched_at=now)
 
 
 @app.command()
@@ -253,7 +259,7 @@ def ingest(
         list[str] | None,
         typer.Option("--exclude", help="Skip files whose path under the folder matches (glob)."),
     ] = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
 ) -> None:
     """Run the article core on saved pages and publish them as one lake interval."""
     from etl.pipeline import ingest as run_ingest
@@ -261,19 +267,19 @@ def ingest(
 
     settings = load_settings(lake=lake, workers=workers)
     interval = _interval(start, end)
-    pages = list(_local_pages(paths, base_url, source_id, exclude or []))
-    if not pages:
+    n_pages = sum(1 for _ in _local_pages(paths, base_url, source_id, exclude or []))
+    if not n_pages:
         err.print(f"[red]no .html or .html.gz pages found in: {' '.join(map(str, paths))}")
         raise typer.Exit(2)
-    with _progress(len(pages), "ingest") as bar:
-        task = bar.add_task("ingest", total=len(pages))
-        summary = run_ingest(
-            pages,
+    with _progress(n_pages, "ingest") as bar:
+        task = bar.add_task("ingest", total=n_pages)
+        summary = run_ingest(  # pages stream through: memory does not grow with the folder
+            _local_pages(paths, base_url, source_id, exclude or []),
             settings,
             interval=interval,
             lake=open_lake(settings.lake_settings),
             source_id=source_id,
-            workers=workers,
+            workers=settings.workers,
             on_result=lambda _: bar.advance(task),
         )
     m = summary.manifest
@@ -308,7 +314,7 @@ def run(
     refetch: Annotated[
         bool, typer.Option("--refetch", help="Fetch again even if the raw archive exists.")
     ] = False,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
 ) -> None:
     """One pipeline run for one interval: discover → fetch → extract → clean → publish."""
     from etl.runner import (
@@ -351,7 +357,8 @@ def run(
     for p in processed:
         out.print(
             f"  source {p['source']}: mode {p['mode']}, {p.get('count', '-')} listed, "
-            f"{p.get('pages', '-')} fetched, {p['rows']} articles, {p['failed']} failed",
+            f"{p.get('pages', '-')} fetched, {p.get('fetch_failed', 0)} fetches failed, "
+            f"{p['rows']} articles, {p['failed']} pages without an article",
             markup=False,
         )
     out.print(

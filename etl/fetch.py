@@ -21,6 +21,7 @@ any status, goes to the WARC archive (:mod:`etl.warc`) and its ``raw_ref`` to th
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -33,6 +34,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from etl import netguard
+from etl.deadline import expired, request_deadline
 from etl.errors import FetchError, FetchTerminal, FetchTransient
 from etl.fetch_model import (
     Again,
@@ -96,6 +98,8 @@ class Fetcher:
         self.policy = policy
         self.archive = archive
         self.resolver = resolver
+        # monotonic time after which no request may run (a run-level deadline; inf: none)
+        self.run_deadline = math.inf
         self.log: list[FetchLog] = []
         self.gate = HostGate(policy.per_host_concurrency)
         self._lock = threading.Lock()
@@ -209,6 +213,8 @@ class Fetcher:
         """The result (and log row) of ``job`` ending with ``reply`` and/or ``error``."""
         if error is not None:
             log.info("fetch %s failed: %s (%s)", job.url, error.kind, error.message)
+        # a URL refused before any request (robots.txt, bad URL) was still tried once
+        job.attempts = max(job.attempts, 1)
         return conclude(job, reply, error, url)
 
     def attempt(self, job: Job, *, held: bool) -> FetchResult | Again:
@@ -278,23 +284,29 @@ class Fetcher:
         timeout = httpx.Timeout(p.read_timeout_s, connect=p.connect_timeout_s)
         request = self.client.build_request("GET", target, headers=headers, timeout=timeout)
         at = datetime.now(UTC)
-        deadline = time.monotonic() + p.total_timeout_s
+        deadline = min(time.monotonic() + p.total_timeout_s, self.run_deadline)
         self.gate.started(origin(url))
-        try:
-            response = self.client.send(request, stream=True, follow_redirects=False)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise FetchTransient(url, f"cannot connect: {exc!r}", kind="connect") from None
-        except httpx.TimeoutException as exc:
-            raise FetchTransient(url, f"timed out: {exc!r}", kind="timeout") from None
-        except httpx.UnsupportedProtocol as exc:
-            raise FetchTerminal(url, f"unsupported: {exc}", kind="bad-url") from None
-        except httpx.TransportError as exc:
-            raise FetchTransient(url, f"network error: {exc!r}", kind="network") from None
-        try:
-            peer = _peer(response)
-            body = self._read(url, job, response, peer, deadline)
-        finally:
-            response.close()
+        with request_deadline(deadline):  # connect, headers and body (etl.deadline)
+            try:
+                response = self.client.send(request, stream=True, follow_redirects=False)
+            except httpx.TimeoutException as exc:
+                if expired():
+                    msg = f"no complete response within {p.total_timeout_s:g} s (deadline)"
+                    raise FetchTransient(url, msg, kind="timeout") from None
+                if isinstance(exc, httpx.ConnectTimeout):
+                    raise FetchTransient(url, f"cannot connect: {exc!r}", kind="connect") from None
+                raise FetchTransient(url, f"timed out: {exc!r}", kind="timeout") from None
+            except httpx.ConnectError as exc:
+                raise FetchTransient(url, f"cannot connect: {exc!r}", kind="connect") from None
+            except httpx.UnsupportedProtocol as exc:
+                raise FetchTerminal(url, f"unsupported: {exc}", kind="bad-url") from None
+            except httpx.TransportError as exc:
+                raise FetchTransient(url, f"network error: {exc!r}", kind="network") from None
+            try:
+                peer = _peer(response)
+                body = self._read(url, job, response, peer, deadline)
+            finally:
+                response.close()
         ref = None
         if self.archive is not None and job.source_id is not None:
             ex = Exchange(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.config import Settings, SourceConfig, SourcesFile, load_sources
+from etl.deadline import http_client
 from etl.errors import ConfigError, QualityError
 from etl.fetch import Fetcher, FetchLog, FetchPolicy, validators_from_json, validators_to_json
 from etl.lake import Lake, open_lake
@@ -40,6 +40,7 @@ from etl.schema import article_schema, fetch_log_schema
 from etl.sources import Candidate, discover
 from etl.store import publish_interval, read_manifest, read_table, seen_ids, write_table
 from etl.warc import WarcArchive, raw_key, raw_loader, read_warc
+from etl.workdir import workdir
 
 log = logging.getLogger("etl.runner")
 
@@ -77,7 +78,7 @@ class Run:
         return "/".join(("_staging", self.interval.id, *parts))
 
     def client(self) -> httpx.Client:
-        return httpx.Client(trust_env=False, follow_redirects=False)
+        return http_client()  # every request under a deadline (etl.deadline)
 
 
 def plan(run: Run) -> list[str]:
@@ -129,7 +130,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
         validators_from_json(run.lake.get_bytes(state_key)) if run.lake.exists(state_key) else {}
     )
     policy = FetchPolicy.from_config(run.sources)
-    with tempfile.TemporaryDirectory(prefix="newsetl-discover-") as tmp:
+    with workdir("discover") as tmp:
         with WarcArchive(run.interval, Path(tmp)) as archive, run.client() as client:
             fetcher = Fetcher(client, policy, archive=archive, resolver=run.resolver)
             candidates = list(
@@ -175,7 +176,7 @@ def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
     head = run.lake.get_bytes(head_key) if run.lake.exists(head_key) else b""
     by_url = {c.url: c for c in candidates}
     index: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="newsetl-fetch-") as tmp:
+    with workdir("fetch") as tmp:
         with WarcArchive(run.interval, Path(tmp)) as archive, run.client() as client:
             fetcher = Fetcher(
                 client, FetchPolicy.from_config(run.sources), archive=archive, resolver=run.resolver
@@ -214,7 +215,8 @@ def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
     _put_log(run, _raw_log_key(source_id, run.interval), rows)
     run.lake.delete([head_log])
     run.lake.put_bytes(_index_key(source_id, run.interval), _jsonl(index))
-    return {**discovered, "pages": len(index)}
+    failed = sum(1 for r in rows if r.purpose == "article" and r.error_class is not None)
+    return {**discovered, "pages": len(index), "fetch_failed": failed}
 
 
 def _shift(raw_ref: str | None, by: int) -> str | None:
@@ -274,7 +276,7 @@ def process_step(run: Run, fetched: dict[str, Any]) -> dict[str, Any]:
 
     key = run.staging("articles", f"{src.id}.parquet")
     rows = 0
-    with tempfile.TemporaryDirectory(prefix="newsetl-process-") as tmp:
+    with workdir("process") as tmp:
         path = Path(tmp) / "part.parquet"
         with pq.ParquetWriter(path, article_schema(), compression="zstd") as writer:
             for batch in normalize(
