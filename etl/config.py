@@ -212,7 +212,8 @@ def check_url(url: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
         port = parts.port  # raises on 99999 or a non-number
         host = parts.hostname
     except ValueError as exc:
-        raise ValueError(f"{shown!r} is not a valid URL: {exc}") from None
+        why = f"invalid port ({exc})" if "port" in str(exc).lower() else str(exc)
+        raise ValueError(f"{shown!r} is not a valid URL: {why}") from None
     if parts.scheme.lower() not in schemes:
         raise ValueError(f"must be an absolute {'/'.join(schemes)} URL, got {shown!r}")
     if "@" in parts.netloc:

@@ -34,6 +34,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from etl import netguard
+from etl.config import redact_url
 from etl.deadline import expired, request_deadline
 from etl.errors import FetchError, FetchTerminal, FetchTransient
 from etl.fetch_model import (
@@ -252,7 +253,10 @@ class Fetcher:
                 msg = f"more than {self.policy.max_redirects} redirects"
                 err = FetchTerminal(job.url, msg, kind="too-many-redirects")
             elif urlsplit(target).scheme not in ("http", "https"):
-                err = FetchTerminal(job.url, f"redirect to {target}", kind="bad-url")
+                err = FetchTerminal(job.url, f"redirect to {redact_url(target)}", kind="bad-url")
+            elif "@" in urlsplit(target).netloc:  # credentials would be sent and archived
+                msg = f"redirect to a URL carrying credentials ({redact_url(target)})"
+                err = FetchTerminal(job.url, msg, kind="bad-url")
             else:
                 chain.append(target)
                 continue
@@ -263,7 +267,9 @@ class Fetcher:
         p = self.policy
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FetchTerminal(url, "not an http(s) URL", kind="bad-url")
+            raise FetchTerminal(redact_url(url), "not an http(s) URL", kind="bad-url")
+        if "@" in parts.netloc:  # never sent: it would travel as Authorization into the WARC
+            raise FetchTerminal(redact_url(url), "URL carries credentials", kind="bad-url")
         accept = _ACCEPT.get(job.purpose, _ACCEPT["document"])
         headers = {
             "User-Agent": job.user_agent,

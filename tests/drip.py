@@ -15,8 +15,11 @@ from types import TracebackType
 
 
 class DripServer:
-    def __init__(self, response: bytes, *, interval_s: float = 0.2) -> None:
+    def __init__(
+        self, response: bytes, *, interval_s: float = 0.2, fast: dict[str, bytes] | None = None
+    ) -> None:
         self.response = response
+        self.fast = fast or {}  # path -> an answer sent at once (robots.txt, a feed)
         self.interval_s = interval_s
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -45,7 +48,12 @@ class DripServer:
         with conn:
             conn.settimeout(5)
             try:
-                conn.recv(65536)  # the request (small, one segment on loopback)
+                request = conn.recv(65536)  # the request (small, one segment on loopback)
+                parts = request.split(b" ", 2)
+                path = parts[1].decode("latin-1") if len(parts) > 1 else "/"
+                if path in self.fast:
+                    conn.sendall(self.fast[path])
+                    return
                 for i in range(len(self.response)):
                     if self._stop.is_set():
                         return
@@ -73,3 +81,10 @@ def slow_headers(n_headers: int = 60) -> bytes:
     body = b"<html><body><p>finally</p></body></html>"
     lines.append(b"Content-Length: %d" % len(body))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def quick(status: str, body: bytes, content_type: str = "text/plain") -> bytes:
+    """A whole answer sent at once (``Connection: close``)."""
+    head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    return head.encode() + body
