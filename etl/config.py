@@ -75,6 +75,8 @@ class ExtractSettings:
     prune_file: Path = RULES_DIR / "prune.yaml"
     min_year: int = 1995
     max_page_bytes: int = DEFAULT_MAX_BYTES  # also caps reading and inflating saved pages
+    max_elements: int = 20_000  # more: a too-complex row (bounds the time per page; real news
+    # pages have 1,000-2,000: sh_dev tops at 1,737)
     explain: bool = False  # also report what the prune rules remove (newsetl extract --human)
 
 

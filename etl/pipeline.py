@@ -22,7 +22,7 @@ from etl.clean import RuleSet, clean, load_rules
 from etl.config import DEFAULT_MAX_BYTES, Settings
 from etl.errors import EtlError, ExtractError
 from etl.extract import domain_of, extract
-from etl.guards import PARSER_MAX_DEPTH, nesting_depth
+from etl.guards import PARSER_MAX_DEPTH, element_count, nesting_depth
 from etl.lake import Lake
 from etl.records import Article, Interval, Page
 from etl.store import Manifest
@@ -52,6 +52,11 @@ def rules_for(settings: Settings, extra: str | None = None) -> RuleSet:
 
 def process_page(page: Page, settings: Settings) -> Article:
     """Extract and clean one page; raises :class:`ExtractError` when it holds no article."""
+    limit = settings.extract.max_elements
+    if len(page.body) > limit * 4 and (n := element_count(page.body)) > limit:
+        subject = page.url or page.raw_ref or page.id
+        msg = f"page has {n} elements, more than the {limit} newsetl extracts (time per page)"
+        raise ExtractError(subject, msg, kind="too-complex")
     try:
         extracted = extract(page, settings.extract)
     except ExtractError as exc:
