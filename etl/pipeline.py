@@ -254,7 +254,8 @@ def ingest(
             hits.update(r.rule for r in result.cleaned.removed)
             titles.append(result.extracted.title or result.page.id)
             versions.add(rules_for(settings, result.page.rules).version)
-            yield result
+            # normalize holds a batch of articles: not their page bytes, so memory stays flat
+            yield replace(result, page=replace(page, body=b""))
 
     seen = seen_ids(lake, days=settings.seen_days, exclude=interval)
     rules_version = rules_for(settings).version

@@ -12,6 +12,7 @@ read, the WARC truncation reason and the error, so the response is still archive
 
 from __future__ import annotations
 
+import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -138,8 +139,9 @@ def read_local(path: Path, max_bytes: int) -> bytes:
     try:
         with path.open("rb") as fh:
             if path.suffix.lower() != ".gz":
-                data = fh.read(max_bytes + 1)
-                if len(data) > max_bytes:
+                size = os.fstat(fh.fileno()).st_size  # read(max_bytes) would allocate it all
+                data = fh.read(size + 1) if size <= max_bytes else b""
+                if size > max_bytes or len(data) > max_bytes:
                     msg = f"file is larger than the {max_bytes}-byte page limit"
                     raise ExtractError(subject, msg, kind="too-large")
                 return data

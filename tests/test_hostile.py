@@ -139,6 +139,41 @@ def test_a_gzip_bomb_is_a_too_large_row_without_inflating_it(tmp_path: Path) -> 
     assert peak < 3 * cap  # never the whole 256 MiB (the old code allocated all of it)
 
 
+def _ingest_peak(tmp_path: Path, n: int) -> float:
+    """Traced peak (bytes) of ``newsetl ingest`` over ``n`` pages of ~400 KB (in this process)."""
+    from article_factory import prose
+
+    folder = tmp_path / f"pages{n}"
+    folder.mkdir()
+    junk = "<!-- " + "x" * 400_000 + " -->"  # page weight that is not article text
+    for s in range(n):
+        (folder / f"p{s}.html").write_text(
+            f"<html><head><title>T{s}</title>{junk}</head><body><article><h1>T{s}</h1>"
+            f"<p>{prose(s, 300)}</p></article></body></html>",
+            encoding="utf-8",
+        )
+    args = ["ingest", str(folder), "--lake", str(tmp_path / f"lake{n}")]
+    args += ["--base-url", "https://example.org/", "--start", "2026-01-05T10:00:00Z"]
+    tracemalloc.start()
+    try:
+        result = CliRunner().invoke(app, args)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0, result.output
+    return peak
+
+
+def test_ingest_memory_does_not_grow_with_the_folder(tmp_path: Path) -> None:
+    from etl.pipeline import warm_up
+
+    warm_up()  # the language model loads once, outside the measurement
+    _ingest_peak(tmp_path, 2)
+    small, large = _ingest_peak(tmp_path, 10), _ingest_peak(tmp_path, 40)
+    # 30 more pages are 12 MB of page bytes: the old ingest held them all (+12 MB)
+    assert large - small < 3_000_000, (small, large)
+
+
 def test_extract_and_ingest_report_corrupt_gzip_as_unreadable(tmp_path: Path) -> None:
     folder = tmp_path / "pages"
     folder.mkdir()
