@@ -34,7 +34,10 @@ INTERVAL = Interval(datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 1
 def newsetl(*args: Any, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-c", "from etl.cli import main; main()", *map(str, args)]
     full = {**os.environ, **(env or {})}
-    return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=300, check=False)
+    # cwd "/": the etl package comes from the environment, never from the current folder
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=full, timeout=300, check=False, cwd="/"
+    )
 
 
 def pages(folder: Path, seeds: range, *, words: int = 300) -> Path:

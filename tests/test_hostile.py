@@ -55,7 +55,10 @@ def newsetl(*args: Any, env: dict[str, str] | None = None) -> subprocess.Complet
     """The real command line in its own process: exit status, stdout and stderr as a user sees."""
     cmd = [sys.executable, "-c", "from etl.cli import main; main()", *map(str, args)]
     full = {**os.environ, **(env or {})}
-    return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=300, check=False)
+    # cwd "/": the etl package comes from the environment, never from the current folder
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=full, timeout=300, check=False, cwd="/"
+    )
 
 
 def sources_file(tmp_path: Path, entries: list[dict[str, Any]], **top: Any) -> Path:
@@ -401,3 +404,47 @@ def test_sources_file_validation_reports_every_url_problem_without_the_secret(
     with pytest.raises(ConfigError) as exc:
         load_sources(src)
     assert "hunter2" not in str(exc.value) and "***@example.org" in str(exc.value)
+
+
+def test_a_run_onto_s3_leaves_its_keys_nowhere(s3_server: Any, tmp_path: Path) -> None:
+    """Every line printed or logged and every byte of every object the run wrote (WARC members
+    inflated) is searched for the lake's access key and secret: none is there."""
+    from etl.devsite import DevSite
+
+    key_id, secret = "AKIDKNOWNKEY1234567", "known-secret-Zq8xW2v"
+    bucket = s3_server.new_bucket()
+    env = {
+        "AWS_ENDPOINT_URL": s3_server.endpoint,
+        "AWS_ACCESS_KEY_ID": key_id,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "NEWSETL_LAKE": f"s3://{bucket}/lake",
+    }
+    with DevSite(ROOT / "seeds" / "site") as site:
+        src = sources_file(
+            tmp_path,
+            [
+                {
+                    "id": "feed",
+                    "kind": "rss",
+                    "url": f"{site.base}/feed.xml",
+                    "per_host_delay_s": 0,
+                },
+            ],
+        )
+        span = ("--start", "2022-05-14T09:00:00Z", "--end", "2022-05-14T10:00:00Z")
+        out = newsetl("run", "--sources", src, *span, env={**env, "PYTHONWARNINGS": "always"})
+    assert "Traceback" not in out.stderr
+    assert out.returncode == 0, out.stderr
+    client = s3_server.client()
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert any(k.endswith(".warc.gz") for k in keys) and any("/_runs/" in k for k in keys)
+    for key in keys:
+        data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        blobs = [data]
+        if key.endswith(".gz"):
+            blobs.append(gzip.decompress(data))  # every member of the WARC
+        for blob in blobs:
+            for needle in (key_id, secret):
+                assert needle.encode() not in blob, (key, needle)
+    for needle in (key_id, secret):
+        assert needle not in out.stdout + out.stderr
