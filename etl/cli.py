@@ -353,6 +353,9 @@ def run(
         hint = " (transient: running it again may succeed)" if exc.transient else ""
         err.print(f"[red]error:[/] {escape(str(exc))}{hint}")
         raise typer.Exit(2) from None
+    except OSError as exc:  # a full scratch disk, a read-only folder: nothing was published
+        err.print(f"[red]error:[/] {escape(_os_error(exc))}")
+        raise typer.Exit(2) from None
     out.print(f"lake {settings.lake}   interval {interval.id} (dt={interval.dt})", markup=False)
     for p in processed:
         out.print(
@@ -366,6 +369,11 @@ def run(
         f"{published['urls_tried']} fetch_log rows; quality {quality}",
         markup=False,
     )
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc} (local scratch space: $TMPDIR; nothing was published)"
 
 
 def _interval(start: str | None, end: str | None) -> Interval:
@@ -400,5 +408,8 @@ def main() -> None:
     try:
         app()
     except EtlError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(2)
+    except OSError as exc:
+        err.print(f"[red]error:[/] {escape(_os_error(exc))}")
         sys.exit(2)

@@ -157,3 +157,24 @@ def test_a_full_disk_while_staging_is_a_clear_error_and_nothing_is_published(
     assert "No space left on device" in line and "write failed" in line
     files = [p for p in lake.rglob("*") if p.is_file()]
     assert files == []  # no article file, no manifest, no stray temporary file
+
+
+def test_a_full_scratch_disk_while_a_run_stages_is_a_clear_error(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    from etl.devsite import DevSite
+
+    lake = tmp_path / "lake"
+    with DevSite(ROOT / "seeds" / "site") as site:
+        template = (ROOT / "seeds" / "sources.demo.yaml").read_text(encoding="utf-8")
+        data = yaml.safe_load(template.replace("{{BASE}}", site.base))
+        src = tmp_path / "sources.yaml"
+        src.write_text(yaml.safe_dump(data), encoding="utf-8")
+        out = newsetl("run", "--sources", src, "--lake", lake, env={"TMPDIR": str(small_disk)})
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    [line] = [x for x in out.stderr.splitlines() if x.strip()]
+    assert "No space left on device" in line and "nothing was published" in line
+    assert not (lake / "_runs").exists() and not (lake / "articles").exists()
