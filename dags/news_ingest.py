@@ -33,6 +33,7 @@ Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gat
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +41,19 @@ import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
 ARTICLES = Asset(name="news_articles", uri="newsetl://lake/articles")
+
+
+def _task_timeout(default_min: float = 60.0) -> timedelta:
+    """Every task's ``execution_timeout``: ``NEWSETL_TASK_TIMEOUT_MIN`` (minutes, default 60).
+
+    Read here rather than through etl.config because the DAG must not import etl at parse time;
+    a bad value falls back to the default rather than breaking the DAG's import."""
+    raw = os.environ.get("NEWSETL_TASK_TIMEOUT_MIN", "")
+    try:
+        minutes = float(raw) if raw.strip() else default_min
+    except ValueError:
+        minutes = default_min
+    return timedelta(minutes=minutes if minutes > 0 else default_min)
 
 
 def _settings(lake: str | None, sources: str | None) -> Any:
@@ -122,6 +136,7 @@ def _step(fn: Any, *args: Any, **kwargs: Any) -> Any:
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
+        "execution_timeout": _task_timeout(),  # a hung task is killed (then retried)
     },
     params={
         "sources": Param(None, type=["null", "string"], description="sources.yaml path"),

@@ -20,8 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from etl.config import load_settings
 from etl.errors import EtlError
-from etl.pipeline import Failure, find_pages, process_pages
-from etl.records import Article, Interval, Page
+from etl.pipeline import Failure, LocalPage, find_pages, process_pages
+from etl.records import Article, Interval
 
 log = logging.getLogger("etl.cli")
 
@@ -38,7 +38,12 @@ StartOpt = Annotated[
     str | None, typer.Option(help="Interval start (ISO); default: last full hour.")
 ]
 EndOpt = Annotated[str | None, typer.Option(help="Interval end (ISO); default: start + 1 h.")]
-WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", "-w", min=1, help="Worker processes (default: $NEWSETL_WORKERS or 1)."
+    ),
+]
 
 
 def _progress(total: int | None, label: str) -> Progress:
@@ -69,7 +74,8 @@ def article_json(article: Article) -> dict[str, Any]:
 
     rules = article.cleaned.rules_version
     row = article_row(article, dt=None, rules_version=rules, strict=False)
-    return {"id": article.page.id, "path": article.page.raw_ref, **_jsonable(row)}
+    extra = {"decode_errors": article.extracted.decode_errors}
+    return {"id": article.page.id, "path": article.page.raw_ref, **_jsonable(row), **extra}
 
 
 def json_line(result: Article | Failure) -> tuple[bool, str]:
@@ -105,13 +111,14 @@ def extract(
     paths: Annotated[
         list[Path], typer.Argument(help="Files or folders of .html / .html.gz pages.")
     ],
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     human: Annotated[
         bool, typer.Option("--human", help="Readable report: removed lines with rule ids.")
     ] = False,
 ) -> None:
     """Extract and clean pages; print one JSON object per page (JSON lines)."""
     settings = load_settings(workers=workers)
+    workers = settings.workers
     if human:  # the report also shows the blocks the prune rules took out
         settings = replace(settings, extract=replace(settings.extract, explain=True))
     files = list(find_pages(paths))
@@ -153,7 +160,7 @@ def evaluate_cmd(
         bool,
         typer.Option("--by-domain", help="Per-domain F1 and the ten worst pages with their class."),
     ] = False,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
 ) -> None:
     """Precision / recall / F1 of newsetl on a corpus (the benchmark's shingle metric)."""
     from etl.evalcorpus import classified, pages_of, score_corpus
@@ -163,6 +170,7 @@ def evaluate_cmd(
         err.print(f"[red]{corpus}: no ground-truth.json here")
         raise typer.Exit(2)
     settings = load_settings(workers=workers)
+    workers = settings.workers
     try:
         pages = pages_of(corpus)
         load_truth(corpus)
@@ -241,6 +249,10 @@ def query(
     from etl.query import run_query
 
     settings = load_settings(lake=lake)
+    if not settings.lake_settings.is_s3 and not Path(settings.lake).expanduser().is_dir():
+        err.print(
+            f"[yellow]warning:[/] lake {escape(settings.lake)} does not exist: its views are empty"
+        )
     try:
         columns, rows = run_query(settings.lake_settings, sql)
     except EtlError as exc:
@@ -254,11 +266,10 @@ def query(
 
 def _local_pages(
     paths: list[Path], base_url: str | None, source_id: str, exclude: list[str]
-) -> Iterator[Page]:
-    """Local files as Pages; with ``base_url`` each gets the URL it would have on that site."""
+) -> Iterator[LocalPage]:
+    """Local files to ingest (read later, one at a time, where they are processed); with
+    ``base_url`` each gets the URL it would have on that site."""
     from fnmatch import fnmatch
-
-    from etl.pipeline import read_page
 
     now = datetime.now(UTC)
     for root in paths:
@@ -270,12 +281,7 @@ def _local_pages(
             if base_url:
                 rel = rel.removesuffix(".gz").removesuffix("index.html")
                 url = base_url.rstrip("/") + "/" + rel
-            try:
-                page = read_page(f, url=url)
-            except EtlError as exc:
-                page = Page(id=f.name.split(".")[0], body=b"", url=url or str(f))
-                log.warning("%s", exc)
-            yield replace(page, source_id=source_id, fetched_at=now, id=url or page.id)
+            yield LocalPage(f, url=url, source_id=source_id, fetched_at=now)
 
 
 @app.command()
@@ -293,7 +299,7 @@ def ingest(
         list[str] | None,
         typer.Option("--exclude", help="Skip files whose path under the folder matches (glob)."),
     ] = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
 ) -> None:
     """Run the article core on saved pages and publish them as one lake interval."""
     from etl.pipeline import ingest as run_ingest
@@ -301,19 +307,19 @@ def ingest(
 
     settings = load_settings(lake=lake, workers=workers)
     interval = _interval(start, end)
-    pages = list(_local_pages(paths, base_url, source_id, exclude or []))
-    if not pages:
+    n_pages = sum(1 for _ in _local_pages(paths, base_url, source_id, exclude or []))
+    if not n_pages:
         err.print(f"[red]no .html or .html.gz pages found in: {' '.join(map(str, paths))}")
         raise typer.Exit(2)
-    with _progress(len(pages), "ingest") as bar:
-        task = bar.add_task("ingest", total=len(pages))
-        summary = run_ingest(
-            pages,
+    with _progress(n_pages, "ingest") as bar:
+        task = bar.add_task("ingest", total=n_pages)
+        summary = run_ingest(  # pages stream through: memory does not grow with the folder
+            _local_pages(paths, base_url, source_id, exclude or []),
             settings,
             interval=interval,
             lake=open_lake(settings.lake_settings),
             source_id=source_id,
-            workers=workers,
+            workers=settings.workers,
             on_result=lambda _: bar.advance(task),
         )
     m = summary.manifest
@@ -348,7 +354,7 @@ def run(
     refetch: Annotated[
         bool, typer.Option("--refetch", help="Fetch again even if the raw archive exists.")
     ] = False,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
 ) -> None:
     """One pipeline run for one interval: discover → fetch → extract → clean → publish.
 
@@ -381,6 +387,9 @@ def run(
         hint = " (transient: running it again may succeed)" if exc.transient else ""
         err.print(f"[red]error:[/] {escape(str(exc))}{hint}")
         raise typer.Exit(2) from None
+    except OSError as exc:  # a full scratch disk, a read-only folder: nothing was published
+        err.print(f"[red]error:[/] {escape(_os_error(exc))}")
+        raise typer.Exit(2) from None
     out.print(f"lake {settings.lake}   interval {interval.id} (dt={interval.dt})", markup=False)
     for p in processed:
         if p["mode"] in ("failed", "error"):
@@ -389,7 +398,8 @@ def run(
             continue
         out.print(
             f"  source {p['source']}: mode {p['mode']}, {p.get('count', '-')} listed, "
-            f"{p.get('pages', '-')} fetched, {p['rows']} articles, {p['failed']} failed",
+            f"{p.get('pages', '-')} fetched, {p.get('fetch_failed', 0)} fetches failed, "
+            f"{p['rows']} articles, {p['failed']} pages without an article",
             markup=False,
         )
     out.print(
@@ -410,6 +420,11 @@ def run(
             again = "retried by the next run" if f.get("transient") else "--refetch to retry"
             err.print(f"source {f['source']} failed ({again}): {f.get('error')}", markup=False)
         raise typer.Exit(1)
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc} (local scratch space: $TMPDIR; nothing was published)"
 
 
 def _interval(start: str | None, end: str | None) -> Interval:
@@ -444,5 +459,8 @@ def main() -> None:
     try:
         app()
     except EtlError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(2)
+    except OSError as exc:
+        err.print(f"[red]error:[/] {escape(_os_error(exc))}")
         sys.exit(2)

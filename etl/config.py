@@ -11,12 +11,14 @@ or, under Airflow, from the ``news_lake`` connection.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -38,6 +40,7 @@ from etl.lake_config import (
 
 __all__ = [  # the lake settings live in etl.lake_config; this is where callers import them
     "DEFAULT_LAKE",
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_USER_AGENT",
     "PACKAGE_DIR",
     "RULES_DIR",
@@ -59,6 +62,7 @@ __all__ = [  # the lake settings live in etl.lake_config; this is where callers 
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RULES_DIR = PACKAGE_DIR / "rules"
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # one page: the fetch body cap and the local-file cap
 DEFAULT_USER_AGENT = "newsetl/0.1 (+https://github.com/newsetl/newsetl; news-ingestion bot)"
 
 
@@ -72,7 +76,9 @@ class ExtractSettings:
     include_tables: bool = True
     prune_file: Path = RULES_DIR / "prune.yaml"
     min_year: int = 1995
-    max_page_bytes: int = 20 * 1024 * 1024
+    max_page_bytes: int = DEFAULT_MAX_BYTES  # also caps reading and inflating saved pages
+    max_elements: int = 20_000  # more: a too-complex row (bounds the time per page; real news
+    # pages have 1,000-2,000: sh_dev tops at 1,737)
     explain: bool = False  # also report what the prune rules remove (newsetl extract --human)
     domain_rules: bool = True  # False: global rules only (`newsetl eval --global-only`)
 
@@ -158,12 +164,26 @@ def load_settings(
             raise ConfigError("NEWSETL_WORKERS", f"must be a whole number, got {raw!r}") from None
     if n < 1:
         raise ConfigError("workers", f"must be at least 1, got {n}")
+    _check_lake_path(lake_uri)
     return Settings(
         lake=lake_uri,
         sources=Path(src) if src else None,
         workers=n,
         lake_settings=lake_settings,
     )
+
+
+def _check_lake_path(uri: str) -> None:
+    """A local lake must be a folder (or not exist yet): not a file, not under a file."""
+    if "://" in uri and not uri.startswith("file://"):
+        return
+    path = Path(uri.removeprefix("file://")).expanduser()
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is" if p == path else f"is under {p}, which is"
+                raise ConfigError(f"lake {uri}", f"{what} a file, not a folder")
+            return
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,6 +198,47 @@ def _check_user_agent(value: str | None) -> str | None:
     if value is not None and not re.search(r"https?://|mailto:|@", value):
         raise ValueError("must name a contact (an http(s) URL or an e-mail address)")
     return value
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@`` (for messages and logs)."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", r"\1***@", url.strip())
+
+
+def check_url(url: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """Validate an absolute URL fully (scheme, host, port, IPv6 literal, no credentials).
+
+    Raises ``ValueError`` with a message that never repeats credentials. Credentials in a URL
+    are refused rather than used: they would otherwise travel into the ``url`` columns, the page
+    index, the WARC (as an ``Authorization`` header) and every message naming the URL.
+    """
+    shown = redact_url(url)
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s]+", url) or any(c.isspace() for c in url):
+        raise ValueError(f"must be an absolute {'/'.join(schemes)} URL, got {shown!r}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on 99999 or a non-number
+        host = parts.hostname
+    except ValueError as exc:
+        why = f"invalid port ({exc})" if "port" in str(exc).lower() else str(exc)
+        raise ValueError(f"{shown!r} is not a valid URL: {why}") from None
+    if parts.scheme.lower() not in schemes:
+        raise ValueError(f"must be an absolute {'/'.join(schemes)} URL, got {shown!r}")
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"{shown!r} carries credentials (user:password@); newsetl refuses them so that they "
+            "cannot leak into the lake, the raw archive or messages"
+        )
+    if not host:
+        raise ValueError(f"{shown!r} has no host")
+    if port == 0:
+        raise ValueError(f"{shown!r}: port 0 is not a valid port")
+    if "[" in parts.netloc or ":" in host:
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            raise ValueError(f"{shown!r}: {host!r} is not a valid IPv6 address") from None
+    return url
 
 
 def _check_patterns(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -223,8 +284,8 @@ class SourceConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^(https?|s3)://[^/\s]+", value):
-            raise ValueError(f"must be an absolute http(s):// or s3:// URL, got {value!r}")
+        if value is not None:
+            check_url(value, schemes=("http", "https", "s3"))
         return value
 
     @model_validator(mode="after")
@@ -248,7 +309,7 @@ class FetchOptions(BaseModel):
     connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     read_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     total_timeout_s: Annotated[float, Field(gt=0)] = 120.0
-    max_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
+    max_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_BYTES
     max_redirects: Annotated[int, Field(ge=0, le=30)] = 5
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
     backoff_base_s: Annotated[float, Field(ge=0)] = 1.0
@@ -322,11 +383,21 @@ def load_sources(path: str | Path) -> SourcesFile:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(str(p), "sources file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(str(p), "is a folder, not a sources file") from None
+    except UnicodeDecodeError as exc:
+        msg = f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        raise ConfigError(str(p), msg) from None
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read the sources file: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(str(p), f"not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(str(p), "expected a mapping with a `sources:` list")
     try:
-        return SourcesFile.model_validate(data)
+        loaded = SourcesFile.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(str(p), _describe(exc, data)) from None
+    if not loaded.sources:
+        raise ConfigError(str(p), "`sources:` is empty: there is nothing to run")
+    return loaded

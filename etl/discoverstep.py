@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import tempfile
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from etl.source_files import SourceFiles
 from etl.sources import discover
 from etl.store import seen_ids, write_table
 from etl.warc import WarcArchive, raw_loader
+from etl.workdir import workdir
 
 if TYPE_CHECKING:
     from etl.runner import Run
@@ -84,7 +84,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
     policy = FetchPolicy.from_config(run.sources)
     failure: EtlError | None = None
     candidates = []
-    with tempfile.TemporaryDirectory(prefix="newsetl-discover-") as tmp:
+    with workdir("discover") as tmp:
         with WarcArchive(run.interval, Path(tmp)) as archive, run.client() as client:
             fetcher = Fetcher(client, policy, archive=archive, resolver=run.resolver)
             try:

@@ -23,7 +23,7 @@ from lxml.html import fromstring
 from trafilatura.utils import load_html
 
 from etl.cascade import choose_body
-from etl.charset import decode
+from etl.charset import decode_page
 from etl.config import ExtractSettings
 from etl.errors import ConfigError, ExtractError
 from etl.metadata import extract_meta
@@ -166,7 +166,7 @@ def extract(page: Page, settings: ExtractSettings, *, now: datetime | None = Non
     subject = page.url or page.raw_ref or page.id  # a local file: its path
     if len(page.body) > settings.max_page_bytes:
         raise ExtractError(subject, f"page too large ({len(page.body)} bytes)", kind="too-large")
-    html, encoding = decode(page.body, page.content_type, subject=subject)
+    html, encoding, decode_errors = decode_page(page.body, page.content_type, subject=subject)
     tree = load_html(html)
     if tree is None:
         raise ExtractError(subject, "not an HTML document (parser found no tree)", kind="parse")
@@ -199,6 +199,7 @@ def extract(page: Page, settings: ExtractSettings, *, now: datetime | None = Non
         canonical_url=meta.canonical_url,
         captions=_captions(tree, rules.captions),
         encoding=encoding,
+        decode_errors=decode_errors,
         pruned=explain_prune(tree, prune, rules.ids) if settings.explain else (),
         extraction=extraction,
     )

@@ -21,6 +21,7 @@ any status, goes to the WARC archive (:mod:`etl.warc`) and its ``raw_ref`` to th
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -33,6 +34,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from etl import netguard
+from etl.config import redact_url
+from etl.deadline import expired, request_deadline
 from etl.errors import FetchError, FetchTerminal, FetchTransient
 from etl.fetch_model import (
     Again,
@@ -96,6 +99,8 @@ class Fetcher:
         self.policy = policy
         self.archive = archive
         self.resolver = resolver
+        # monotonic time after which no request may run (a run-level deadline; inf: none)
+        self.run_deadline = math.inf
         self.log: list[FetchLog] = []
         self.gate = HostGate(policy.per_host_concurrency)
         self._lock = threading.Lock()
@@ -221,6 +226,8 @@ class Fetcher:
         """The result (and log row) of ``job`` ending with ``reply`` and/or ``error``."""
         if error is not None:
             log.info("fetch %s failed: %s (%s)", job.url, error.kind, error.message)
+        # a URL refused before any request (robots.txt, bad URL) was still tried once
+        job.attempts = max(job.attempts, 1)
         return conclude(job, reply, error, url)
 
     def attempt(self, job: Job, *, held: bool) -> FetchResult | Again:
@@ -258,7 +265,10 @@ class Fetcher:
                 msg = f"more than {self.policy.max_redirects} redirects"
                 err = FetchTerminal(job.url, msg, kind="too-many-redirects")
             elif urlsplit(target).scheme not in ("http", "https"):
-                err = FetchTerminal(job.url, f"redirect to {target}", kind="bad-url")
+                err = FetchTerminal(job.url, f"redirect to {redact_url(target)}", kind="bad-url")
+            elif "@" in urlsplit(target).netloc:  # credentials would be sent and archived
+                msg = f"redirect to a URL carrying credentials ({redact_url(target)})"
+                err = FetchTerminal(job.url, msg, kind="bad-url")
             else:
                 chain.append(target)
                 continue
@@ -269,7 +279,9 @@ class Fetcher:
         p = self.policy
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FetchTerminal(url, "not an http(s) URL", kind="bad-url")
+            raise FetchTerminal(redact_url(url), "not an http(s) URL", kind="bad-url")
+        if "@" in parts.netloc:  # never sent: it would travel as Authorization into the WARC
+            raise FetchTerminal(redact_url(url), "URL carries credentials", kind="bad-url")
         accept = _ACCEPT.get(job.purpose, _ACCEPT["document"])
         headers = {
             "User-Agent": job.user_agent,
@@ -290,23 +302,29 @@ class Fetcher:
         timeout = httpx.Timeout(p.read_timeout_s, connect=p.connect_timeout_s)
         request = self.client.build_request("GET", target, headers=headers, timeout=timeout)
         at = datetime.now(UTC)
-        deadline = time.monotonic() + p.total_timeout_s
+        deadline = min(time.monotonic() + p.total_timeout_s, self.run_deadline)
         self.gate.started(origin(url))
-        try:
-            response = self.client.send(request, stream=True, follow_redirects=False)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise FetchTransient(url, f"cannot connect: {exc!r}", kind="connect") from None
-        except httpx.TimeoutException as exc:
-            raise FetchTransient(url, f"timed out: {exc!r}", kind="timeout") from None
-        except httpx.UnsupportedProtocol as exc:
-            raise FetchTerminal(url, f"unsupported: {exc}", kind="bad-url") from None
-        except httpx.TransportError as exc:
-            raise FetchTransient(url, f"network error: {exc!r}", kind="network") from None
-        try:
-            peer = _peer(response)
-            body = self._read(url, job, response, peer, deadline)
-        finally:
-            response.close()
+        with request_deadline(deadline):  # connect, headers and body (etl.deadline)
+            try:
+                response = self.client.send(request, stream=True, follow_redirects=False)
+            except httpx.TimeoutException as exc:
+                if expired():
+                    msg = f"no complete response within {p.total_timeout_s:g} s (deadline)"
+                    raise FetchTransient(url, msg, kind="timeout") from None
+                if isinstance(exc, httpx.ConnectTimeout):
+                    raise FetchTransient(url, f"cannot connect: {exc!r}", kind="connect") from None
+                raise FetchTransient(url, f"timed out: {exc!r}", kind="timeout") from None
+            except httpx.ConnectError as exc:
+                raise FetchTransient(url, f"cannot connect: {exc!r}", kind="connect") from None
+            except httpx.UnsupportedProtocol as exc:
+                raise FetchTerminal(url, f"unsupported: {exc}", kind="bad-url") from None
+            except httpx.TransportError as exc:
+                raise FetchTransient(url, f"network error: {exc!r}", kind="network") from None
+            try:
+                peer = _peer(response)
+                body = self._read(url, job, response, peer, deadline)
+            finally:
+                response.close()
         ref = None
         if self.archive is not None and job.source_id is not None:
             ex = Exchange(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from protego import Protego
 
-from etl.config import DEFAULT_USER_AGENT, SourcesFile
+from etl.config import DEFAULT_MAX_BYTES, DEFAULT_USER_AGENT, SourcesFile
 from etl.errors import FetchError, FetchTerminal, FetchTransient
 from etl.records import Page
 from etl.transfer import Body
@@ -49,7 +49,7 @@ class FetchPolicy:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
     total_timeout_s: float = 120.0
-    max_bytes: int = 10 * 1024 * 1024  # articles
+    max_bytes: int = DEFAULT_MAX_BYTES  # articles
     max_document_bytes: int = 50 * 1024 * 1024  # feeds, sitemaps, lists
     max_redirects: int = 5
     max_attempts: int = 4

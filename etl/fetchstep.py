@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import logging
-import tempfile
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +43,7 @@ from etl.sources import Candidate
 from etl.store import read_table
 from etl.urls import origin
 from etl.warc import WarcArchive, raw_key, read_record
+from etl.workdir import workdir
 
 if TYPE_CHECKING:
     from etl.runner import Run
@@ -142,7 +142,7 @@ def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]
     pages: list[dict[str, Any]] = []
     results: list[tuple[FetchLog, Candidate | None, bool]] = []  # row, candidate, transient
     robots_rows: list[FetchLog] = []
-    with tempfile.TemporaryDirectory(prefix="newsetl-fetch-") as tmp:
+    with workdir("fetch") as tmp:
         base_bytes = lake.get_bytes(base.warc) if base and lake.exists(base.warc) else b""
         before = len(base_bytes) + len(head)
         with WarcArchive(interval, Path(tmp)) as archive, run.client() as client:
@@ -255,6 +255,7 @@ def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]
         **discovered,
         "pages": len(index.pages),
         "fetched": len(pages),
+        "fetch_failed": sum(1 for row, _, _ in results if row.error_class is not None),
         "pending": [p.url for p in waiting],
         "status": "incomplete" if waiting else "complete",
     }

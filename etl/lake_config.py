@@ -9,9 +9,11 @@ without importing the sources-file models. Nothing here imports Airflow: a DAG t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from etl.errors import ConfigError
 
@@ -60,6 +62,13 @@ class LakeSettings:
                 "an access key id needs its secret access key and vice versa",
             ),
         ]
+        if self.endpoint_url and "@" in urlsplit(self.endpoint_url).netloc:
+            shown = re.sub(r"//[^/?#]*@", "//***@", self.endpoint_url)
+            raise ConfigError(
+                f"lake endpoint {shown}",
+                "must not carry credentials (user:password@): give the keys in "
+                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the connection's login/password",
+            )
         for name, ok, message in checks:
             if not ok:
                 raise ConfigError(f"lake settings {name}", message)

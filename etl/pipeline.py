@@ -7,24 +7,26 @@ processes, yielding each result as it is ready (memory stays flat: nothing is co
 
 from __future__ import annotations
 
-import gzip
 import logging
 import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from etl.clean import RuleSet, clean, load_rules
-from etl.config import Settings
+from etl.config import DEFAULT_MAX_BYTES, Settings
 from etl.errors import EtlError, ExtractError
 from etl.extract import extract
+from etl.guards import PARSER_MAX_DEPTH, element_count, nesting_depth
 from etl.lake import Lake
 from etl.records import Article, Interval, Page
 from etl.store import Manifest
+from etl.transfer import read_local
 from etl.urls import domain as url_domain
 from etl.urls import identify
 
@@ -52,7 +54,21 @@ def rules_for(settings: Settings, extra: str | None = None) -> RuleSet:
 
 def process_page(page: Page, settings: Settings) -> Article:
     """Extract and clean one page; raises :class:`ExtractError` when it holds no article."""
-    extracted = extract(page, settings.extract)
+    limit = settings.extract.max_elements
+    if len(page.body) > limit * 4 and (n := element_count(page.body)) > limit:
+        subject = page.url or page.raw_ref or page.id
+        msg = f"page has {n} elements, more than the {limit} newsetl extracts (time per page)"
+        raise ExtractError(subject, msg, kind="too-complex")
+    try:
+        extracted = extract(page, settings.extract)
+    except ExtractError as exc:
+        if exc.kind == "no-text" and (depth := nesting_depth(page.body)) > PARSER_MAX_DEPTH:
+            msg = (
+                f"no article text: nesting too deep ({depth} levels; the HTML parser stops at "
+                f"{PARSER_MAX_DEPTH})"
+            )
+            raise ExtractError(exc.subject, msg, kind="too-deep") from None
+        raise
     domain = url_domain(page.url) or url_domain(extracted.canonical_url)
     if not settings.extract.domain_rules:  # global rules only (newsetl eval --global-only)
         domain = None
@@ -73,15 +89,23 @@ def page_id(path: Path) -> str:
     return path.name.split(".")[0]
 
 
-def read_page(path: Path, *, url: str | None = None) -> Page:
-    """A local file as a Page (``.gz`` files are decompressed)."""
-    try:
-        body = path.read_bytes()
-        if path.suffix == ".gz":
-            body = gzip.decompress(body)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise ExtractError(str(path), f"cannot read file: {exc}", kind="unreadable") from None
-    return Page(id=page_id(path), body=body, url=url, raw_ref=str(path))
+def read_page(path: Path, *, url: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Page:
+    """A local file as a Page (``.gz`` inflated in a stream); ``too-large`` past ``max_bytes``,
+    ``unreadable`` for a file that cannot be read or corrupt compressed data."""
+    return Page(id=page_id(path), body=read_local(path, max_bytes), url=url, raw_ref=str(path))
+
+
+@dataclass(frozen=True)
+class LocalPage:
+    """A saved page to read where it is processed (so a folder streams through, unread)."""
+
+    path: Path
+    url: str | None = None
+    source_id: str | None = None
+    fetched_at: datetime | None = None
+
+
+Item = Path | Page | LocalPage
 
 
 def find_pages(paths: Iterable[Path]) -> Iterator[Path]:
@@ -95,12 +119,26 @@ def find_pages(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
-def _attempt(item: Path | Page, settings: Settings) -> Article | Failure:
-    subject = str(item) if isinstance(item, Path) else (item.url or item.id)
-    ident = page_id(item) if isinstance(item, Path) else item.id
+def _load(item: Item, settings: Settings) -> Page:
+    cap = settings.extract.max_page_bytes
+    if isinstance(item, Path):
+        return read_page(item, max_bytes=cap)
+    if isinstance(item, LocalPage):
+        page = read_page(item.path, url=item.url, max_bytes=cap)
+        ident = item.url or page.id
+        return replace(page, source_id=item.source_id, fetched_at=item.fetched_at, id=ident)
+    return item
+
+
+def _attempt(item: Item, settings: Settings) -> Article | Failure:
+    if isinstance(item, Path):
+        subject, ident = str(item), page_id(item)
+    elif isinstance(item, LocalPage):
+        subject, ident = item.url or str(item.path), item.url or page_id(item.path)
+    else:
+        subject, ident = item.url or item.id, item.id
     try:
-        page = read_page(item) if isinstance(item, Path) else item
-        return process_page(page, settings)
+        return process_page(_load(item, settings), settings)
     except EtlError as exc:
         return Failure(ident, subject, exc.kind, str(exc))
     except Exception as exc:  # a parser bug on one page must not stop the others
@@ -116,7 +154,7 @@ def _init_worker(settings: Settings, finish: Callable[[Article | Failure], Any] 
     _WORKER = (settings, finish)
 
 
-def _work(item: Path | Page) -> Any:
+def _work(item: Item) -> Any:
     assert _WORKER is not None
     settings, finish = _WORKER
     result = _attempt(item, settings)
@@ -131,7 +169,7 @@ def warm_up() -> None:
 
 
 def process_pages(
-    items: Iterable[Path | Page],
+    items: Iterable[Item],
     settings: Settings,
     *,
     workers: int = 1,
@@ -178,7 +216,7 @@ def failure_log(failures: Iterable[Failure], *, source_id: str | None, dt: str) 
 
 
 def ingest(
-    items: Iterable[Path | Page],
+    items: Iterable[Item],
     settings: Settings,
     *,
     interval: Interval,
@@ -221,7 +259,8 @@ def ingest(
             hits.update(r.rule for r in result.cleaned.removed)
             titles.append(result.extracted.title or result.page.id)
             versions.add(rules_for(settings, result.page.rules).version)
-            yield result
+            # normalize holds a batch of articles: not their page bytes, so memory stays flat
+            yield replace(result, page=replace(page, body=b""))
 
     seen = seen_ids(lake, days=settings.seen_days, exclude=interval)
     rules_version = rules_for(settings).version

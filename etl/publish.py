@@ -19,7 +19,6 @@ import json
 import logging
 import re
 import shutil
-import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -37,6 +36,7 @@ from etl.lake import Lake
 from etl.records import Interval
 from etl.schema import article_schema
 from etl.store import Manifest, publish_interval, write_table
+from etl.workdir import new_workdir
 
 __all__ = [
     "KEY_UNSAFE",
@@ -177,7 +177,7 @@ def publish(
     hits = dict(rule_hits or {})
     deduped = dedupe(batches, seen=seen)
     figures = Figures(quality.min_words)
-    tmp = Path(tempfile.mkdtemp(prefix="newsetl-gate-"))
+    tmp = new_workdir("gate")
     try:
         path = tmp / "deduped.parquet"
         with pq.ParquetWriter(path, article_schema(), compression="zstd") as writer:

@@ -91,6 +91,7 @@ class Extracted:
     canonical_url: str | None = None
     captions: tuple[str, ...] = ()
     encoding: str | None = None
+    decode_errors: int = 0  # invalid bytes replaced while decoding (etl.charset)
     pruned: tuple[Removed, ...] = ()  # blocks the prune rules took out (only when explaining)
     extraction: Extraction | None = None  # the body candidate chosen (etl.cascade)
 

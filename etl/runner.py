@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import logging
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from etl.config import Settings, SourceConfig, SourcesFile, load_sources
+from etl.deadline import http_client
 from etl.discoverstep import discover_step, read_jsonl, seen_for
 from etl.errors import ConfigError, EtlError, FetchTransient, QualityError, SourceError
 from etl.fetch import FetchLog
@@ -65,6 +65,7 @@ __all__ = [
     "staging_prefix",
     "validate_step",
 ]
+from etl.workdir import workdir
 
 log = logging.getLogger("etl.runner")
 
@@ -126,7 +127,7 @@ class Run:
         return "/".join(("_staging", self.interval.id, self.attempt, *parts))
 
     def client(self) -> httpx.Client:
-        return httpx.Client(trust_env=False, follow_redirects=False)
+        return http_client()  # every request under a deadline (etl.deadline)
 
 
 def plan(run: Run) -> list[str]:
@@ -207,7 +208,7 @@ def process_step(run: Run, fetched: dict[str, Any]) -> dict[str, Any]:
     key = run.staging("articles", f"{src.id}.parquet")
     rows = 0
     version = rules_for(run.settings, src.rules).version
-    with tempfile.TemporaryDirectory(prefix="newsetl-process-") as tmp:
+    with workdir("process") as tmp:
         path = Path(tmp) / "part.parquet"
         with pq.ParquetWriter(path, article_schema(), compression="zstd") as writer:
             for batch in normalize(articles(), dt=run.interval.dt, rules_version=version):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from etl.config import SourceConfig
+from etl.config import SourceConfig, redact_url
 from etl.errors import EtlError, SourceError
 from etl.fetch import Fetcher, FetchResult, Validators
 from etl.listings import Listing, parse_feed, parse_sitemap, parse_url_list
@@ -115,7 +115,14 @@ def _select(
                 continue
             aid = article_id(canonical)
             reason = None
-            if not allowed(e.url):
+            if "@" in urlsplit(e.url).netloc:  # fetching it would send (and archive) the secret
+                reason = "credentials"
+                log.warning(
+                    "source %s: skipping %s (a listed URL carrying credentials)",
+                    source.id,
+                    redact_url(e.url),
+                )
+            elif not allowed(e.url):
                 reason = "filtered"
             elif e.date is not None and e.date not in interval:
                 reason = "out-of-interval"

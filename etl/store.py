@@ -21,7 +21,6 @@ import io
 import json
 import logging
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +35,7 @@ from etl.errors import StoreError
 from etl.lake import Lake, LocalLake, open_lake
 from etl.records import Interval
 from etl.schema import article_schema, fetch_log_schema, schema_version
+from etl.workdir import workdir
 
 __all__ = [
     "FileInfo",
@@ -229,7 +229,7 @@ def publish_interval(
     dt, iid = interval.dt, interval.id
     shards: list[FileInfo] = []
     log_info: FileInfo | None = None
-    with tempfile.TemporaryDirectory(prefix="newsetl-publish-") as tmpdir:
+    with workdir("publish") as tmpdir:
         tmp = Path(tmpdir)
         writers = _write_shards(tmp, interval, batches, n_shards)
         if callable(fetch_log):  # built after the article stream is consumed

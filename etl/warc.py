@@ -233,7 +233,10 @@ def read_warc(
     allowed = url_filter(source.include, source.exclude, source.domains)
     kept: set[str] = set()
     counts = dict.fromkeys(("records", "kept", "date", "filtered", "seen", "other"), 0)
-    for path in files.expand(location):
+    paths = files.expand(location)
+    if not paths:
+        log.warning("warc source %s: %s matches no WARC file; nothing read", source.id, location)
+    for path in paths:
         try:
             stream = open_file(path)
         except read_errors() as exc:

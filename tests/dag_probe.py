@@ -152,6 +152,9 @@ def _describe(bag: Any) -> dict[str, Any]:
             one_xcom = partial.get("multiple_outputs", getattr(t, "multiple_outputs", None))
             tasks[t.task_id] = {
                 "retries": t.retries,
+                "execution_timeout_s": (
+                    t.execution_timeout.total_seconds() if t.execution_timeout else None
+                ),
                 "pool": t.pool,
                 "outlets": [
                     {"type": type(o).__name__, "name": getattr(o, "name", None)} for o in t.outlets

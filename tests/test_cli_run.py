@@ -73,8 +73,14 @@ def test_run_prints_the_summary_and_publishes(tmp_path: Path, seeds_site: DevSit
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert f"interval {INTERVAL_ID} (dt=2022-05-14)" in out
-    assert "source seeds-sitemap: mode fetch, 1 listed, 1 fetched, 1 articles, 0 failed" in out
-    assert "source seeds-feed: mode fetch, 1 listed, 1 fetched, 1 articles, 0 failed" in out
+    assert (
+        "source seeds-sitemap: mode fetch, 1 listed, 1 fetched, 0 fetches failed, 1 articles, "
+        "0 pages without an article"
+    ) in out
+    assert (
+        "source seeds-feed: mode fetch, 1 listed, 1 fetched, 0 fetches failed, 1 articles, "
+        "0 pages without an article"
+    ) in out
     assert re.search(r"published 1 articles in 1 file\(s\); 8 fetch_log rows", out)
     rows = read_articles(open_lake(str(lake)), "2022-05-14").to_pylist()
     assert [r["url"] for r in rows] == [f"{seeds_site.base}/2022/05/14/russia-withdraw-kharkiv/"]

@@ -73,7 +73,11 @@ def probe(airflow_local: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[
     sources.write_text(template.replace("{{BASE}}", "http://127.0.0.1:9"), encoding="utf-8")
     variables = airflow_local.airflow_vars(tmp / "home", jwt_secret=airflow_local.new_jwt_secret())
     missing = tmp / "missing" / "sources.yaml"
-    extra = {"NEWSETL_SOURCES": str(missing), "NEWSETL_LAKE": "s3://nonexistent/x"}
+    extra = {
+        "NEWSETL_SOURCES": str(missing),
+        "NEWSETL_LAKE": "s3://nonexistent/x",
+        "NEWSETL_TASK_TIMEOUT_MIN": "45",  # the configurable execution_timeout of every task
+    }
     env = airflow_local.subprocess_env(variables, extra)
     args = [sys.executable, str(PROBE), str(DAGS), str(control), str(sources), str(tmp / "lake")]
     proc = subprocess.run(
@@ -116,6 +120,13 @@ def test_every_dag_has_tags_docs_and_retries(probe: dict[str, Any]) -> None:
         assert (dag["doc_md"] or "").strip(), dag_id
         for task_id, task in dag["tasks"].items():
             assert task["retries"] >= 2, (dag_id, task_id, task["retries"])
+            # a hung task (a stalled server, a wedged lake) is killed and retried, never stuck
+            assert (task["execution_timeout_s"] or 0) > 0, (dag_id, task_id)
+
+
+def test_news_ingest_task_timeout_is_configurable(probe: dict[str, Any]) -> None:
+    tasks = probe["dags"]["news_ingest"]["tasks"]
+    assert {t["execution_timeout_s"] for t in tasks.values()} == {45 * 60.0}
 
 
 def test_news_ingest_runs_have_one_hour_data_intervals(probe: dict[str, Any]) -> None:

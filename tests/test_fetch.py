@@ -135,7 +135,9 @@ def test_robots_disallow_is_honoured_without_requesting_the_page(site: Site) -> 
     results, fetcher = fetch(urls, policy(per_host_concurrency=4))
     for secret in (urls[1], urls[3]):
         assert results[secret].log.error_class == "robots"
-        assert results[secret].log.attempts == 0
+        # tried once, refused before any request (status None; the server log shows none)
+        assert results[secret].log.attempts == 1
+        assert results[secret].log.status is None
     assert results[site.url("/open")].page is not None
     assert sorted(r.path for r in site.requests()) == ["/open", "/open2", "/robots.txt"]
     assert sum(row.purpose == "robots" for row in fetcher.log) == 1  # cached per host

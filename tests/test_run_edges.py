@@ -63,10 +63,11 @@ def test_failing_sources_do_not_sink_the_others(tmp_path: Path, site: Site) -> N
     published for the others, staging stayed behind, the failure was only on stderr."""
     gazette(site)
     site.routes["/busy.xml"] = Response(503, b"busy", content_type="text/plain")
+    site.routes["/loop.xml"] = Response.redirect(site.url("/loop.xml"))
     src = sources_file(
         tmp_path,
         {"id": "missing", "kind": "rss", "url": site.url("/missing.xml")},  # 404: terminal
-        {"id": "bad-port", "kind": "rss", "url": "http://127.0.0.1:99999/feed.xml"},
+        {"id": "loop", "kind": "rss", "url": site.url("/loop.xml")},  # redirect loop: terminal
         {"id": "busy", "kind": "rss", "url": site.url("/busy.xml")},  # 503: transient
         {"id": "gazette", "kind": "rss", "url": site.url("/feed.xml")},
         max_attempts=2,
@@ -77,7 +78,7 @@ def test_failing_sources_do_not_sink_the_others(tmp_path: Path, site: Site) -> N
     result = newsetl(*args)
 
     assert result.exit_code == 1, result.output
-    for name in ("missing", "bad-port", "busy"):
+    for name in ("missing", "loop", "busy"):
         assert f"source {name}: FAILED" in result.output
     assert "INCOMPLETE" in result.output and site.url("/busy.xml") in result.output
     run = open_run(tmp_path, src)
@@ -87,14 +88,14 @@ def test_failing_sources_do_not_sink_the_others(tmp_path: Path, site: Site) -> N
     failed = {f["source"]: f for f in manifest["failed_sources"]}
     assert {k: v["transient"] for k, v in failed.items()} == {
         "missing": False,
-        "bad-port": False,
+        "loop": False,
         "busy": True,
     }
-    assert "99999" in failed["bad-port"]["error"] and failed["bad-port"]["kind"] == "bad-url"
+    assert "redirect" in failed["loop"]["error"]
     log = {(r["source_id"], r["purpose"]): r for r in fetch_log(run)}
     assert log["missing", "feed"]["error_class"] == "http-4xx"
     assert log["busy", "feed"]["error_class"] == "http-5xx"
-    assert log["bad-port", "source"]["error"] and "99999" in log["bad-port", "source"]["url"]
+    assert log["loop", "feed"]["error_class"] == "redirect-loop"
     assert run.lake.list("_staging/") == []
 
     # the busy feed answers now: a rerun discovers it again; the terminal failures are replayed
@@ -104,11 +105,11 @@ def test_failing_sources_do_not_sink_the_others(tmp_path: Path, site: Site) -> N
     again = newsetl(*args)
     assert again.exit_code == 1  # terminal failures still name their sources
     asked = [r.path for r in site.requests()[n:]]
-    assert "/missing.xml" not in asked and "/feed.xml" not in asked
+    assert "/missing.xml" not in asked and "/feed.xml" not in asked and "/loop.xml" not in asked
     assert "/busy.xml" in asked and "/news/storm/" in asked
     manifest = read_manifest(run.lake, HOUR9)
     assert manifest is not None and manifest["status"] == "complete"
-    assert sorted(f["source"] for f in manifest["failed_sources"]) == ["bad-port", "missing"]
+    assert sorted(f["source"] for f in manifest["failed_sources"]) == ["loop", "missing"]
     assert len(articles(run)) == 3
 
 
