@@ -35,6 +35,7 @@ from etl.lake_config import (
     lake_settings_from_airflow_conn,
     lake_settings_from_env,
 )
+from etl.lease import LeaseSettings
 
 __all__ = [  # the lake settings live in etl.lake_config; this is where callers import them
     "DEFAULT_LAKE",
@@ -45,6 +46,7 @@ __all__ = [  # the lake settings live in etl.lake_config; this is where callers 
     "ExtractSettings",
     "FetchOptions",
     "LakeSettings",
+    "LeaseSettings",
     "Settings",
     "SourceConfig",
     "SourceKind",
@@ -107,6 +109,7 @@ class Settings:
     clean: CleanSettings = field(default_factory=CleanSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     lake_settings: LakeSettings = field(default_factory=LakeSettings)
+    lease: LeaseSettings = field(default_factory=LeaseSettings)  # interval / publish leases
 
     def __post_init__(self) -> None:
         given = self.lake_settings.uri
@@ -157,7 +160,30 @@ def load_settings(
         sources=Path(src) if src else None,
         workers=n,
         lake_settings=lake_settings,
+        lease=_lease_settings(env),
     )
+
+
+def _lease_settings(env: Mapping[str, str]) -> LeaseSettings:
+    """``NEWSETL_LEASE_TTL_S``, ``NEWSETL_LEASE_WAIT_S``, ``NEWSETL_PUBLISH_WAIT_S`` (seconds)."""
+    names = {
+        "ttl_s": "NEWSETL_LEASE_TTL_S",
+        "wait_s": "NEWSETL_LEASE_WAIT_S",
+        "publish_wait_s": "NEWSETL_PUBLISH_WAIT_S",
+    }
+    values: dict[str, float] = {}
+    for name, var in names.items():
+        raw = env.get(var)
+        if raw is None or not raw.strip():
+            continue
+        try:
+            values[name] = float(raw)
+        except ValueError:
+            raise ConfigError(var, f"must be a number of seconds, got {raw!r}") from None
+    try:
+        return LeaseSettings(**values)
+    except ConfigError as exc:
+        raise ConfigError(", ".join(names[k] for k in values) or "lease", exc.message) from None
 
 
 # ---------------------------------------------------------------------------------------------
