@@ -61,6 +61,12 @@ MAX_SHARDS = 1000
 _DICT_COLUMNS = {"source_id", "domain", "date_source", "language", "sitename", "dt", "error_class"}
 
 
+# Test hook: called with the interval between a publish's seen check and its first write (the
+# window in which another interval's publish must not interleave). Tests set it to widen the
+# window on purpose; None in production.
+hook_between_seen_and_write: Callable[[Interval], None] | None = None
+
+
 def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
     return {
         "compression": "zstd",
@@ -225,6 +231,8 @@ def publish_interval(
             schema = fetch_log_schema()
             table = _conform(fetch_log, schema, dt, f"fetch_log/dt={dt}")
             pq.write_table(table, tmp / "fetch_log.parquet", **_parquet_options(schema))
+        if hook_between_seen_and_write is not None:
+            hook_between_seen_and_write(interval)
         for s in sorted(writers):
             w, key = writers[s], f"articles/dt={dt}/{iid}-{s:03d}.parquet"
             lake.put_file(key, w.path)
