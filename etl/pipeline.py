@@ -186,7 +186,7 @@ def ingest(
     """Pages → article core → one published interval (exactly-once: reruns replace it)."""
     from etl.dedupe import dedupe
     from etl.normalize import canonical_url, normalize
-    from etl.store import publish_interval, seen_ids
+    from etl.store import SeenRecheck, publish_interval, seen_ids
 
     failures: list[Failure] = []
     hits: Counter[str] = Counter()
@@ -227,6 +227,7 @@ def ingest(
         run,
         n_shards=settings.n_shards,
         fetch_log=lambda: failure_log(failures, source_id=source_id, dt=interval.dt),
+        recheck=SeenRecheck(settings.seen_days, settings.lease, stats=run.stats),
         manifest_extra=lambda: {
             "source_id": source_id,
             "pages": len(titles) + len(failures),

@@ -32,13 +32,21 @@ import pyarrow.parquet as pq
 from etl.config import Settings, SourceConfig, SourcesFile, load_sources
 from etl.errors import ConfigError, QualityError
 from etl.fetch import Fetcher, FetchLog, FetchPolicy, validators_from_json, validators_to_json
-from etl.lake import Lake, open_lake
+from etl.lake import Lake, open_lake, update_json_object
+from etl.lease import clean_old_staging, interval_lease, new_holder
 from etl.netguard import Resolver, system_resolver
 from etl.pipeline import Failure, failure_log, process_pages, rules_for
 from etl.records import Article, Interval, Page
 from etl.schema import article_schema, fetch_log_schema
 from etl.sources import Candidate, discover
-from etl.store import publish_interval, read_manifest, read_table, seen_ids, write_table
+from etl.store import (
+    SeenRecheck,
+    publish_interval,
+    read_manifest,
+    read_table,
+    seen_ids,
+    write_table,
+)
 from etl.warc import WarcArchive, raw_key, raw_loader, read_warc
 
 log = logging.getLogger("etl.runner")
@@ -128,6 +136,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
     validators = (
         validators_from_json(run.lake.get_bytes(state_key)) if run.lake.exists(state_key) else {}
     )
+    validators_before = json.loads(validators_to_json(validators))
     policy = FetchPolicy.from_config(run.sources)
     with tempfile.TemporaryDirectory(prefix="newsetl-discover-") as tmp:
         with WarcArchive(run.interval, Path(tmp)) as archive, run.client() as client:
@@ -145,7 +154,10 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
             files = archive.files()
         for _, path in files:
             run.lake.put_file(run.staging("discover", f"{source_id}.warc.gz"), path)
-    run.lake.put_bytes(state_key, validators_to_json(validators))
+    # merged into what is stored now: a concurrent run's entries are kept
+    update_json_object(
+        run.lake, state_key, validators_before, json.loads(validators_to_json(validators))
+    )
     _put_log(run, run.staging("fetch_log", f"{source_id}-discover.parquet"), fetcher.log)
     key = run.staging("candidates", f"{source_id}.jsonl")
     run.lake.put_bytes(key, _jsonl([asdict(c) for c in candidates]))
@@ -328,6 +340,7 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
         deduped,
         n_shards=run.settings.n_shards,
         fetch_log=fetch_log,
+        recheck=SeenRecheck(run.settings.seen_days, run.settings.lease, stats=deduped.stats),
         manifest_extra=lambda: {
             "sources": {
                 # the per-source figures; not the staging keys, which publish removes below
@@ -345,6 +358,7 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
     leftovers = run.lake.list(run.staging() + "/")
     if leftovers:
         run.lake.delete(leftovers)
+    clean_old_staging(run.lake, max_age_s=run.settings.lease.staging_max_age_s)
     return {
         "interval": manifest.interval,
         "dt": manifest.dt,
@@ -401,12 +415,15 @@ def validate_step(run: Run) -> dict[str, Any]:
     return figures
 
 
-def run_interval(run: Run) -> dict[str, Any]:
-    """All steps in a row (``newsetl run``)."""
-    processed = []
-    for source_id in plan(run):
-        discovered = discover_step(run, source_id)
-        fetched = fetch_step(run, discovered)
-        processed.append(process_step(run, fetched))
-    published = publish_step(run, processed)
-    return {**published, "quality": validate_step(run), "sources": processed}
+def run_interval(run: Run, *, holder: str | None = None) -> dict[str, Any]:
+    """All steps in a row (``newsetl run``), holding the interval's lease throughout (a second
+    run of the interval waits ``settings.lease.wait_s``, then fails naming this holder)."""
+    holder = holder or new_holder("newsetl-run")
+    with interval_lease(run.lake, run.interval.id, holder=holder, settings=run.settings.lease):
+        processed = []
+        for source_id in plan(run):
+            discovered = discover_step(run, source_id)
+            fetched = fetch_step(run, discovered)
+            processed.append(process_step(run, fetched))
+        published = publish_step(run, processed)
+        return {**published, "quality": validate_step(run), "sources": processed}
