@@ -21,6 +21,10 @@ Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gat
   extra) when it exists, else the standard AWS settings.
 * Transient errors (timeouts, 5xx, S3 throttling) raise and are retried; terminal ones become
   `fetch_log` rows, or fail the task without retries (bad configuration, quality gate).
+* **Interval lease**: every task from `plan` to `publish` holds `_leases/interval/<interval>.json`
+  as the DAG run's holder (`airflow:<dag_id>/<run_id>#<clear_number>`), renewing it while it
+  runs; `publish` releases it. Another run of the same interval (a `newsetl run`, another DAG
+  run) is refused with a transient error naming the holder, and retried later.
 """
 
 from __future__ import annotations
@@ -80,6 +84,40 @@ def _step(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise AirflowFailException(str(exc)) from exc
 
 
+def _holder(context: Any) -> str:
+    """The interval-lease holder id all tasks of this DAG run share."""
+    from etl.lease import new_holder
+
+    dag_run = context.get("dag_run")
+    if dag_run is None or not getattr(dag_run, "run_id", None):
+        return new_holder("airflow")
+    return f"airflow:{dag_run.dag_id}/{dag_run.run_id}#{getattr(dag_run, 'clear_number', 0) or 0}"
+
+
+def _leased(item: dict[str, Any], fn: Any, *args: Any, last: bool = False) -> Any:
+    """Run one etl step holding the interval lease as the DAG run's holder. ``last``: release
+    it after success or a terminal failure (a transient one keeps it for the retry)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from etl.lease import interval_lease, new_holder
+
+    run = _run(item)
+    holder = item.get("holder") or new_holder("airflow")
+    settings = run.settings.lease
+    with interval_lease(
+        run.lake, run.interval.id, holder=holder, settings=settings, release=False
+    ) as lease:
+        try:
+            result = _step(fn, run, *args)
+        except AirflowFailException:
+            if last:
+                lease.release()
+            raise
+    if last:
+        lease.release()
+    return result
+
+
 @dag(
     dag_id="news_ingest",
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
@@ -117,41 +155,42 @@ def news_ingest() -> None:
             run_after = getattr(context.get("dag_run"), "run_after", None)
             interval = Interval.last_complete_hour(run_after)
         settings = _step(_settings, params.get("lake"), params.get("sources"))
-        run = _step(Run.open, settings, interval)
+        _step(Run.open, settings, interval)  # validates the sources file (terminal if bad)
         base = {
             "start": interval.start.isoformat(),
             "end": interval.end.isoformat(),
             "lake": settings.lake,
             "sources": str(settings.sources),
             "refetch": bool(params.get("refetch")),
+            "holder": _holder(context),
         }
-        return [{**base, "source": sid} for sid in plan_sources(run)]
+        return [{**base, "source": sid} for sid in _leased(base, plan_sources)]
 
     # multiple_outputs=False: a task returning a dict pushes one XCom, not one more per key.
     @task(multiple_outputs=False)
     def discover(item: dict[str, Any]) -> dict[str, Any]:
         from etl.runner import discover_step
 
-        return {**item, **_step(discover_step, _run(item), item["source"])}
+        return {**item, **_leased(item, discover_step, item["source"])}
 
     @task(pool="news_http", multiple_outputs=False)
     def fetch(item: dict[str, Any]) -> dict[str, Any]:
         from etl.runner import fetch_step
 
-        return {**item, **_step(fetch_step, _run(item), item)}
+        return {**item, **_leased(item, fetch_step, item)}
 
     @task(multiple_outputs=False)
     def process(item: dict[str, Any]) -> dict[str, Any]:
         from etl.runner import process_step
 
-        return {**item, **_step(process_step, _run(item), item)}
+        return {**item, **_leased(item, process_step, item)}
 
     @task(multiple_outputs=False)
     def publish(items: list[dict[str, Any]]) -> dict[str, Any]:
         from etl.runner import publish_step
 
         items = list(items[:])  # one slice request for the mapped results, not one per item
-        return {**items[0], **_step(publish_step, _run(items[0]), items)}
+        return {**items[0], **_leased(items[0], publish_step, items, last=True)}
 
     @task(outlets=[ARTICLES], multiple_outputs=False)
     def validate(published: dict[str, Any]) -> dict[str, Any]:
