@@ -311,6 +311,7 @@ def run(
     workers: WorkersOpt = 1,
 ) -> None:
     """One pipeline run for one interval: discover → fetch → extract → clean → publish."""
+    from etl.lease import interval_lease, new_holder
     from etl.runner import (
         Run,
         discover_step,
@@ -323,9 +324,14 @@ def run(
 
     interval = _interval(start, end)
     processed = []
+    held = contextlib.ExitStack()  # the interval lease, for the whole run
     try:  # errors name the file, source, URL or key: print them, no traceback
         settings = load_settings(lake=lake, sources=sources, workers=workers)
         the_run = Run.open(settings, interval, refetch=refetch)
+        lease = interval_lease(
+            the_run.lake, interval.id, holder=new_holder("newsetl-run"), settings=settings.lease
+        )
+        held.enter_context(lease)
         ids = plan(the_run)
         with _progress(len(ids) * 3, "run") as bar:
             task = bar.add_task("run", total=len(ids) * 3 + 2)
@@ -347,6 +353,8 @@ def run(
         hint = " (transient: running it again may succeed)" if exc.transient else ""
         err.print(f"[red]error:[/] {escape(str(exc))}{hint}")
         raise typer.Exit(2) from None
+    finally:
+        held.close()  # releases the interval lease
     out.print(f"lake {settings.lake}   interval {interval.id} (dt={interval.dt})", markup=False)
     for p in processed:
         out.print(

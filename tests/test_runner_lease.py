@@ -220,3 +220,46 @@ def test_validators_written_by_a_concurrent_run_are_kept(
     stored = json.loads(run.lake.get_bytes(key))
     assert stored["https://other.example/feed.xml"] == other["https://other.example/feed.xml"]
     assert stored[f"{site.base}/feed.xml"]["etag"] == '"feed-v7"'  # and this run's own
+
+
+def test_cli_run_beside_a_held_lease_fails_naming_the_holder(
+    tmp_path: Path, seeds: DevSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from etl.cli import app
+
+    run = open_run(tmp_path, seeds, LakeSettings(uri=str(tmp_path / "lake")))
+    dag = Lease(run.lake, interval_lease_key(HOUR9.id), holder=DAG_HOLDER, ttl_s=600).acquire()
+    monkeypatch.setenv("NEWSETL_LEASE_WAIT_S", "0")
+    args = ["run", "--sources", str(run.settings.sources), "--lake", run.settings.lake]
+    args += ["--start", "2022-05-14T09:00:00Z", "--end", "2022-05-14T10:00:00Z"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    text = " ".join((result.stderr or result.output).split())
+    assert DAG_HOLDER in text and "transient" in text and "_leases/interval/" in text
+    assert run.lake.list() == [interval_lease_key(HOUR9.id)]
+    dag.release()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert run.lake.list("_leases/") == []
+
+
+def test_two_newsetl_run_processes_at_once(tmp_path: Path, seeds: DevSite) -> None:
+    """Run it twice at once, as a user would: the second waits, both succeed, one copy each."""
+    import subprocess
+
+    run = open_run(tmp_path, seeds, LakeSettings(uri=str(tmp_path / "lake")))
+    args = [str(ROOT / ".venv" / "bin" / "newsetl"), "run", "--sources", str(run.settings.sources)]
+    args += ["--lake", run.settings.lake, "--start", "2022-05-14T09:00:00Z"]
+    args += ["--end", "2022-05-14T10:00:00Z"]
+    env = {**os.environ, "NEWSETL_LEASE_WAIT_S": "600"}
+    procs = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outs = [p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    ids = Counter(read_articles(run.lake, HOUR9.dt).column("article_id").to_pylist())
+    assert ids and max(ids.values()) == 1
+    assert run.lake.list("_staging/") == [] and run.lake.list("_leases/") == []
