@@ -86,11 +86,12 @@ def _step(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _holder(context: Any) -> str:
     """The interval-lease holder id all tasks of this DAG run share."""
-    from etl.lease import new_holder
+    import os
+    import socket
 
     dag_run = context.get("dag_run")
-    if dag_run is None or not getattr(dag_run, "run_id", None):
-        return new_holder("airflow")
+    if dag_run is None or not getattr(dag_run, "run_id", None):  # called outside a DAG run
+        return f"airflow@{socket.gethostname()}:{os.getpid()}"
     return f"airflow:{dag_run.dag_id}/{dag_run.run_id}#{getattr(dag_run, 'clear_number', 0) or 0}"
 
 

@@ -10,7 +10,9 @@ step runs. A crashed holder stops renewing: once its lease has expired the next 
 over (again by compare-and-swap: of two runs taking over at once, one wins). Acquiring a lease
 already held by the *same* holder re-enters it (the tasks of one Airflow DAG run share one
 holder id). A second holder waits up to ``wait_s``, then gets a transient
-:class:`~etl.errors.LeaseError` naming the holder, so Airflow retries the task later.
+:class:`~etl.errors.LeaseError` naming the holder, so Airflow retries the task later. A
+*process-bound* lease (``newsetl run``, a publish: held by one process, never across tasks) is
+taken over at once, expired or not, when its process is gone on this very host (``kill -9``).
 
 Keys: ``_leases/interval/<interval>.json`` (:func:`interval_lease`: held for a whole
 ``newsetl run``, or across the tasks of a DAG run) and ``_leases/publish.json``
@@ -100,9 +102,22 @@ class LeaseInfo:
     renewed_at: str
     expires_at: str
     ttl_s: float
+    process_bound: bool = False  # held only while its process lives (not across DAG tasks)
 
     def expired(self, now: datetime | None = None) -> bool:
         return (now or _now()) >= datetime.fromisoformat(self.expires_at)
+
+    def holder_dead(self) -> bool:
+        """A process-bound lease whose process, on this very host, is gone."""
+        if not self.process_bound or self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists, owned by someone else
+            return False
+        return False
 
     def describe(self) -> str:
         attempt = f", attempt {self.attempt}" if self.attempt else ""
@@ -119,7 +134,9 @@ class LeaseInfo:
         """The lease, or None when the object is not a readable lease (taken over as expired)."""
         try:
             raw = json.loads(data)
-            return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+            info = cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+            datetime.fromisoformat(info.expires_at)
+            return info
         except (ValueError, TypeError, KeyError):
             return None
 
@@ -133,15 +150,17 @@ class Lease:
     """
 
     def __init__(
-        self, lake: Lake, key: str, *, holder: str, ttl_s: float, attempt: str | None = None
+        self,
+        lake: Lake,
+        key: str,
+        *,
+        holder: str,
+        ttl_s: float,
+        attempt: str | None = None,
+        process_bound: bool = False,
     ) -> None:
-        self.lake, self.key, self.holder, self.ttl_s, self.attempt = (
-            lake,
-            key,
-            holder,
-            ttl_s,
-            attempt,
-        )
+        self.lake, self.key, self.holder, self.ttl_s = lake, key, holder, ttl_s
+        self.attempt, self.process_bound = attempt, process_bound
         self.tag: str | None = None
         self.info: LeaseInfo | None = None
         self.fresh = False
@@ -164,6 +183,7 @@ class Lease:
             renewed_at=now.isoformat(),
             expires_at=(now + timedelta(seconds=self.ttl_s)).isoformat(),
             ttl_s=self.ttl_s,
+            process_bound=self.process_bound,
         )
 
     def _try(self) -> LeaseInfo | None:
@@ -179,7 +199,8 @@ class Lease:
                 continue
             current = LeaseInfo.from_json(got[0])
             mine = current is not None and current.holder == self.holder
-            if current is not None and not mine and not current.expired():
+            live = current is not None and not current.expired() and not current.holder_dead()
+            if current is not None and not mine and live:
                 return current
             if mine and current is not None:
                 body = self._body(acquired_at=current.acquired_at)
@@ -190,7 +211,9 @@ class Lease:
             self.previous = None if mine else current
             if not mine:
                 was = current.describe() if current else "an unreadable lease"
-                log.warning("lease %s: took over the expired lease of %s", self.subject, was)
+                log.warning(
+                    "lease %s: took over the lease of %s (expired or dead)", self.subject, was
+                )
             return None
 
     def acquire(self, *, wait_s: float = 0.0, poll_s: float = 0.5) -> Lease:
@@ -299,9 +322,14 @@ def hold(
     poll_s: float = 0.5,
     attempt: str | None = None,
     release: bool = True,
+    process_bound: bool = False,
 ) -> Iterator[Lease]:
-    """Acquire the lease at ``key``, renew it while the block runs, release it after."""
-    lease = Lease(lake, key, holder=holder, ttl_s=ttl_s, attempt=attempt)
+    """Acquire the lease at ``key``, renew it while the block runs, release it after.
+    ``process_bound``: the lease lives only as long as this process (a run on the same host
+    takes it over at once when the process is gone)."""
+    lease = Lease(
+        lake, key, holder=holder, ttl_s=ttl_s, attempt=attempt, process_bound=process_bound
+    )
     lease.acquire(wait_s=wait_s, poll_s=poll_s)
     try:
         with lease.heartbeat():
@@ -324,7 +352,7 @@ def interval_lease(
     """Hold the interval's lease for the block. When it changes hands, the staging the
     previous holders left under ``_staging/<interval>/`` is removed first (all of it but
     ``attempt``'s own folder). ``release=False`` leaves it held (until it expires) for the
-    next task of the same holder."""
+    next task of the same holder; with ``release=True`` the lease is bound to this process."""
     with hold(
         lake,
         interval_lease_key(interval_id),
@@ -334,6 +362,7 @@ def interval_lease(
         poll_s=settings.poll_s,
         attempt=attempt,
         release=release,
+        process_bound=release,
     ) as lease:
         if lease.fresh:
             clean_interval_staging(lake, interval_id, keep=attempt)
@@ -350,6 +379,7 @@ def publish_lease(lake: Lake, *, holder: str, settings: LeaseSettings) -> Iterat
         ttl_s=settings.publish_ttl_s,
         wait_s=settings.publish_wait_s,
         poll_s=min(settings.poll_s, 0.2),
+        process_bound=True,
     ) as lease:
         yield lease
 

@@ -207,9 +207,14 @@ uri, endpoint = sys.argv[1], sys.argv[2] or None
 settings = LakeSettings(uri=uri, endpoint_url=endpoint, region="us-east-1",
                         access_key_id="testing", secret_access_key="testing") if endpoint \
     else LakeSettings(uri=uri)
-Lease(open_lake(settings), sys.argv[3], holder="doomed", ttl_s=1.5).acquire()
+Lease(open_lake(settings), sys.argv[3], holder="doomed", ttl_s=float(sys.argv[4]),
+      process_bound=sys.argv[5] == "bound").acquire()
 os._exit(0)  # dies holding it: no release, no more renewals
 """
+
+
+def dead_holder(ls: LakeSettings, key: str) -> list[str]:
+    return [sys.executable, "-c", _DEAD_HOLDER, ls.uri, ls.endpoint_url or "", key]
 
 
 def test_expired_lease_of_a_dead_holder_is_taken_over(
@@ -218,14 +223,7 @@ def test_expired_lease_of_a_dead_holder_is_taken_over(
     key = interval_lease_key(IID)
     lake.put_bytes(f"_staging/{IID}/dead-attempt/articles/s.parquet", b"leftover")
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _DEAD_HOLDER,
-            lake_settings.uri,
-            lake_settings.endpoint_url or "",
-            key,
-        ],
+        [*dead_holder(lake_settings, key), "1.5", "task"],
         cwd=ROOT,
         check=True,
     )
@@ -364,3 +362,20 @@ def test_staging_older_than_a_day_is_removed_unless_leased(lake: Lake) -> None:
         ]
         assert lake.list("_staging/") == [f"_staging/{live}/a/x"]
     held.release()
+
+
+def test_process_bound_lease_of_a_killed_process_is_taken_over_at_once(
+    lake: Lake, lake_settings: LakeSettings
+) -> None:
+    """``newsetl run`` killed with -9: its lease (process-bound, on this host) does not block
+    the next run for its whole TTL; a DAG run's lease (shared across task processes) does."""
+    key = interval_lease_key(IID)
+    subprocess.run([*dead_holder(lake_settings, key), "3600", "bound"], cwd=ROOT, check=True)
+    dead = LeaseInfo.from_json(lake.get_bytes(key))
+    assert dead is not None and dead.process_bound and not dead.expired() and dead.holder_dead()
+    lease = Lease(lake, key, holder="next", ttl_s=60).acquire(wait_s=0)
+    assert lease.fresh and lease.previous == dead
+    assert lease.release()
+    subprocess.run([*dead_holder(lake_settings, key), "3600", "task"], cwd=ROOT, check=True)
+    with pytest.raises(LeaseError, match="doomed"):
+        Lease(lake, key, holder="next", ttl_s=60).acquire(wait_s=0)
