@@ -142,3 +142,31 @@ def test_four_intervals_publishing_at_once_keep_each_article_once(
         assert sum(d["rows_out"] for d in dedupe) == SHARED + INTERVALS * OWN
         assert lake.list("_staging/") == [] and lake.list("_leases/") == []
     assert len(window.entered) == ROUNDS * INTERVALS
+
+
+def test_recheck_drops_rows_published_meanwhile_and_counts_them(tmp_path: Path) -> None:
+    from etl.dedupe import dedupe
+    from etl.lease import LeaseSettings
+    from etl.store import SeenRecheck, publish_interval
+
+    lake = open_lake(str(tmp_path / "lake"))
+    arts = [make_article(f"https://example.com/r/{i}", seed=i) for i in range(6)]
+    publish_interval(lake, hour(9), batches(arts[:3], dt=DT))  # another interval, meanwhile
+    stream = dedupe(batches(arts, dt=DT))  # its seen index was read before: empty
+    recheck = SeenRecheck(7, LeaseSettings(publish_wait_s=0), holder="me", stats=stream.stats)
+    m = publish_interval(
+        lake,
+        hour(10),
+        stream,
+        n_shards=4,
+        recheck=recheck,
+        manifest_extra=lambda: {"dedupe": stream.stats.as_dict()},
+    )
+    first = {r["article_id"] for r in read_articles(lake).to_pylist() if r["dt"] == DT}
+    assert len(set(recheck.dropped)) == 3 and set(recheck.dropped) <= first and m.articles == 3
+    assert m.extra["dedupe"]["seen"] == 3 and m.extra["dedupe"]["seen_at_publish"] == 3
+    assert m.extra["dedupe"]["rows_out"] == 3
+    assert all(s.rows > 0 for s in m.shards)  # a shard left empty is not written
+    ids = Counter(read_articles(lake).column("article_id").to_pylist())
+    assert len(ids) == 6 and max(ids.values()) == 1
+    assert lake.list("_leases/") == []
