@@ -11,8 +11,8 @@ Conditional writes (what leases and read-merge-write state need): ``put_if_absen
 object only if its key is free, ``put_if_match`` replaces it only if it is still the version
 read (its *tag*: the ETag on S3, a content hash locally), ``delete_if_match`` deletes it only
 then. They return the new tag, or ``None`` / ``False`` when the condition failed. Locally they
-are serialized by an exclusive ``flock`` on ``<root>/.newsetl-conditional.lock`` (held for the
-few milliseconds of one operation, across processes and threads), and a create is a link of a
+are serialized by an exclusive ``flock`` on the lake's root folder (held for the few
+milliseconds of one operation, across processes and threads), and a create is a link of a
 complete temp file (``os.link`` fails if the key exists): never a partial object. On S3 they are
 ``If-None-Match: *`` and ``If-Match: <etag>`` requests, atomic on the server.
 """
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("etl.lake")
 
 TEMP_SUFFIX = ".tmp"
-LOCK_NAME = ".newsetl-conditional.lock"  # at a local lake's root; never listed
 
 
 class Lake(Protocol):
@@ -149,12 +148,13 @@ class LocalLake:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """Exclusive lock of the lake's conditional operations (flock: processes and threads)."""
+        """Exclusive lock of the lake's conditional operations: an ``flock`` on the lake's root
+        folder itself (processes and threads alike; no lock file to leave behind)."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
-            raise StoreError(str(self.root / LOCK_NAME), f"cannot open lock file: {exc}") from exc
+            raise StoreError(str(self.root), f"cannot open the lake folder to lock: {exc}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -224,8 +224,6 @@ class LocalLake:
             rel = Path(dirpath).relative_to(self.root).as_posix()
             for name in files:
                 if name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                    continue
-                if rel == "." and name == LOCK_NAME:
                     continue
                 key = name if rel == "." else f"{rel}/{name}"
                 if key.startswith(prefix):

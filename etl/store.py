@@ -290,19 +290,21 @@ def publish_interval(
     dt, iid = interval.dt, interval.id
     shards: list[FileInfo] = []
     log_info: FileInfo | None = None
-    with tempfile.TemporaryDirectory(prefix="newsetl-publish-") as tmpdir:
-        tmp = Path(tmpdir)
-        writers = _write_shards(tmp, interval, batches, n_shards)
-        if callable(fetch_log):  # built after the article stream is consumed
-            fetch_log = fetch_log()
-        if fetch_log is not None:
-            schema = fetch_log_schema()
-            table = _conform(fetch_log, schema, dt, f"fetch_log/dt={dt}")
-            pq.write_table(table, tmp / "fetch_log.parquet", **_parquet_options(schema))
-        with ExitStack() as stack:
+    # The lease (when re-checking) is taken after the local files are built and held until
+    # the manifest is written; the temp folder goes as soon as the puts are done.
+    with ExitStack() as held:
+        with tempfile.TemporaryDirectory(prefix="newsetl-publish-") as tmpdir:
+            tmp = Path(tmpdir)
+            writers = _write_shards(tmp, interval, batches, n_shards)
+            if callable(fetch_log):  # built after the article stream is consumed
+                fetch_log = fetch_log()
+            if fetch_log is not None:
+                schema = fetch_log_schema()
+                table = _conform(fetch_log, schema, dt, f"fetch_log/dt={dt}")
+                pq.write_table(table, tmp / "fetch_log.parquet", **_parquet_options(schema))
             lease: Lease | None = None
             if recheck is not None:
-                lease = stack.enter_context(
+                lease = held.enter_context(
                     publish_lease(lake, holder=recheck.holder, settings=recheck.lease)
                 )
                 _drop_seen(lake, interval, writers, recheck)
@@ -318,14 +320,11 @@ def publish_interval(
                 key, path = f"fetch_log/dt={dt}/{iid}.parquet", tmp / "fetch_log.parquet"
                 lake.put_file(key, path)
                 log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
-            manifest = _finish(
-                lake,
-                interval,
-                shards=shards,
-                log_info=log_info,
-                started=started,
-                extra=manifest_extra,
-            )
+        if lease is not None:
+            lease.check()
+        manifest = _finish(
+            lake, interval, shards=shards, log_info=log_info, started=started, extra=manifest_extra
+        )
     log.info("interval %s: published %d articles in %d shards", iid, manifest.articles, len(shards))
     return manifest
 

@@ -22,7 +22,7 @@ from s3_server import CREDENTIALS, REGION
 
 from etl.config import LakeSettings, load_settings
 from etl.errors import ConfigError, LeaseError, StoreError
-from etl.lake import LOCK_NAME, Lake, LocalLake, open_lake, update_json_object
+from etl.lake import Lake, LocalLake, open_lake, update_json_object
 from etl.lease import (
     PUBLISH_LEASE_KEY,
     Lease,
@@ -100,7 +100,7 @@ def test_conditional_writes(lake: Lake) -> None:
     assert not lake.exists("_leases/x.json") and lake.get_tagged("_leases/x.json") is None
     assert lake.put_if_match("_leases/x.json", b"five", new) is None  # gone: no match
     assert not lake.delete_if_match("_leases/x.json", new)
-    assert lake.list() == []  # the local lock file is never listed
+    assert lake.list() == []
     with pytest.raises(StoreError, match="invalid lake key"):
         lake.put_if_absent("../x", b"x")
 
@@ -132,7 +132,7 @@ def test_local_exclusive_create_never_shows_a_partial_file(tmp_path: Path) -> No
     done.set()
     t.join()
     assert set(seen) <= {len(big)}
-    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME, "k.bin"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.bin"]  # no temp or lock file left
 
 
 def test_update_json_object_keeps_concurrent_entries(lake: Lake) -> None:
