@@ -29,6 +29,10 @@ Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gat
   fails the run naming the pending URLs; a rerun (clear, backfill) fetches just those.
 * **Attempt**: `plan` makes one attempt id per DAG run (from its run_id); every task stages under
   `_staging/<interval>/<attempt>/` and `publish` reads only that attempt's files.
+* **Interval lease**: every task from `plan` to `publish` holds `_leases/interval/<interval>.json`
+  as the DAG run's holder (`airflow:<dag_id>/<run_id>#<clear_number>`), renewing it while it
+  runs; `publish` releases it. Another run of the same interval (a `newsetl run`, another DAG
+  run) is refused with a transient error naming the holder, and retried later.
 """
 
 from __future__ import annotations
@@ -57,8 +61,9 @@ def _task_timeout(default_min: float = 60.0) -> timedelta:
 
 
 def _settings(lake: str | None, sources: str | None) -> Any:
-    """Settings for a run; an s3:// lake is reached through the ``news_lake`` connection when
-    it exists (its endpoint, region and keys), else through the standard AWS settings."""
+    """Settings for a run; S3 (an s3:// lake, s3:// WARC or URL-list sources) is reached through
+    the ``news_lake`` connection when it exists (its endpoint, region and keys), else through the
+    standard AWS settings."""
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -66,8 +71,6 @@ def _settings(lake: str | None, sources: str | None) -> Any:
     from etl.lake_config import CONN_ID
 
     settings = load_settings(lake=lake, sources=sources)
-    if not settings.lake_settings.is_s3:
-        return settings
     try:
         c = Connection.get(CONN_ID)
     except AirflowNotFoundException:
@@ -122,6 +125,46 @@ def _step(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise AirflowFailException(str(exc)) from exc
 
 
+def _holder(context: Any) -> str:
+    """The interval-lease holder id all tasks of this DAG run share."""
+    import os
+    import socket
+
+    dag_run = context.get("dag_run")
+    if dag_run is None or not getattr(dag_run, "run_id", None):  # called outside a DAG run
+        return f"airflow@{socket.gethostname()}:{os.getpid()}"
+    return f"airflow:{dag_run.dag_id}/{dag_run.run_id}#{getattr(dag_run, 'clear_number', 0) or 0}"
+
+
+def _leased(item: dict[str, Any], fn: Any, *args: Any, last: bool = False) -> Any:
+    """Run one etl step holding the interval lease as the DAG run's holder. ``last``: release
+    it after success or a terminal failure (a transient one keeps it for the retry)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from etl.lease import interval_lease, new_holder
+
+    run = _run(item)
+    holder = item.get("holder") or new_holder("airflow")
+    settings = run.settings.lease
+    with interval_lease(
+        run.lake,
+        run.interval.id,
+        holder=holder,
+        settings=settings,
+        attempt=run.attempt,
+        release=False,
+    ) as lease:
+        try:
+            result = _step(fn, run, *args)
+        except AirflowFailException:
+            if last:
+                lease.release()
+            raise
+    if last:
+        lease.release()
+    return result
+
+
 @dag(
     dag_id="news_ingest",
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
@@ -160,7 +203,7 @@ def news_ingest() -> None:
             run_after = getattr(context.get("dag_run"), "run_after", None)
             interval = Interval.last_complete_hour(run_after)
         settings = _step(_settings, params.get("lake"), params.get("sources"))
-        run = _step(Run.open, settings, interval)
+        _step(Run.open, settings, interval)  # validates the sources file (terminal if bad)
         # one attempt per DAG run: every task of the run stages under it, retries included
         attempt = new_attempt(getattr(context.get("dag_run"), "run_id", None) or "manual")
         base = {
@@ -170,22 +213,23 @@ def news_ingest() -> None:
             "lake": settings.lake,
             "sources": str(settings.sources),
             "refetch": bool(params.get("refetch")),
+            "holder": _holder(context),
         }
-        return [{**base, "source": sid} for sid in plan_sources(run)]
+        return [{**base, "source": sid} for sid in _leased(base, plan_sources)]
 
     # multiple_outputs=False: a task returning a dict pushes one XCom, not one more per key.
     @task(multiple_outputs=False)
     def discover(item: dict[str, Any], **context: Any) -> dict[str, Any]:
         from etl.runner import discover_step
 
-        found = {**item, **_step(discover_step, _run(item), item["source"])}
+        found = {**item, **_leased(item, discover_step, item["source"])}
         return _retry_unless_last(found, context)
 
     @task(pool="news_http", multiple_outputs=False)
     def fetch(item: dict[str, Any], **context: Any) -> dict[str, Any]:
         from etl.runner import fetch_step
 
-        fetched = {**item, **_step(fetch_step, _run(item), item)}
+        fetched = {**item, **_leased(item, fetch_step, item)}
         if fetched.get("mode") == "failed":  # discover used its retries: record, go on
             return fetched
         return _retry_unless_last(fetched, context)
@@ -194,14 +238,14 @@ def news_ingest() -> None:
     def process(item: dict[str, Any]) -> dict[str, Any]:
         from etl.runner import process_step
 
-        return {**item, **_step(process_step, _run(item), item)}
+        return {**item, **_leased(item, process_step, item)}
 
     @task(multiple_outputs=False)
     def publish(items: list[dict[str, Any]]) -> dict[str, Any]:
         from etl.runner import publish_step
 
         items = list(items[:])  # one slice request for the mapped results, not one per item
-        return {**items[0], **_step(publish_step, _run(items[0]), items)}
+        return {**items[0], **_leased(items[0], publish_step, items, last=True)}
 
     @task(outlets=[ARTICLES], multiple_outputs=False)
     def validate(published: dict[str, Any]) -> dict[str, Any]:

@@ -362,10 +362,9 @@ def run(
     after transient failures: run it again to fetch just those) or a source failed; 2 an error
     stopped the run before anything was published (bad configuration, the quality gate...).
     """
-    from etl.runner import Run, plan, publish_step, source_steps, validate_step
+    from etl.runner import Run, plan, run_interval
 
     interval = _interval(start, end)
-    processed = []
     try:  # errors name the file, source, URL or key: print them, no traceback
         settings = load_settings(lake=lake, sources=sources, workers=workers)
         the_run = Run.open(settings, interval, refetch=refetch)
@@ -377,12 +376,9 @@ def run(
                 bar.update(task, description=name)
                 bar.advance(task)
 
-            for source_id in ids:
-                processed.append(source_steps(the_run, source_id, on_step=step))
-            step("publish")
-            published = publish_step(the_run, processed)
-            step("validate")
-            quality = validate_step(the_run)
+            # the one step loop (runner.run_interval), holding the interval lease throughout
+            published = run_interval(the_run, on_step=step)
+        processed, quality = published["sources"], published["quality"]
     except EtlError as exc:
         hint = " (transient: running it again may succeed)" if exc.transient else ""
         err.print(f"[red]error:[/] {escape(str(exc))}{hint}")

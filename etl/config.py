@@ -37,6 +37,7 @@ from etl.lake_config import (
     lake_settings_from_airflow_conn,
     lake_settings_from_env,
 )
+from etl.lease import LeaseSettings
 
 __all__ = [  # the lake settings live in etl.lake_config; this is where callers import them
     "DEFAULT_LAKE",
@@ -48,6 +49,7 @@ __all__ = [  # the lake settings live in etl.lake_config; this is where callers 
     "ExtractSettings",
     "FetchOptions",
     "LakeSettings",
+    "LeaseSettings",
     "QualityOptions",
     "QualitySettings",
     "Settings",
@@ -119,6 +121,7 @@ class Settings:
     clean: CleanSettings = field(default_factory=CleanSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     lake_settings: LakeSettings = field(default_factory=LakeSettings)
+    lease: LeaseSettings = field(default_factory=LeaseSettings)  # interval / publish leases
 
     def __post_init__(self) -> None:
         given = self.lake_settings.uri
@@ -170,6 +173,7 @@ def load_settings(
         sources=Path(src) if src else None,
         workers=n,
         lake_settings=lake_settings,
+        lease=_lease_settings(env),
     )
 
 
@@ -184,6 +188,28 @@ def _check_lake_path(uri: str) -> None:
                 what = "is" if p == path else f"is under {p}, which is"
                 raise ConfigError(f"lake {uri}", f"{what} a file, not a folder")
             return
+
+
+def _lease_settings(env: Mapping[str, str]) -> LeaseSettings:
+    """``NEWSETL_LEASE_TTL_S``, ``NEWSETL_LEASE_WAIT_S``, ``NEWSETL_PUBLISH_WAIT_S`` (seconds)."""
+    names = {
+        "ttl_s": "NEWSETL_LEASE_TTL_S",
+        "wait_s": "NEWSETL_LEASE_WAIT_S",
+        "publish_wait_s": "NEWSETL_PUBLISH_WAIT_S",
+    }
+    values: dict[str, float] = {}
+    for name, var in names.items():
+        raw = env.get(var)
+        if raw is None or not raw.strip():
+            continue
+        try:
+            values[name] = float(raw)
+        except ValueError:
+            raise ConfigError(var, f"must be a number of seconds, got {raw!r}") from None
+    try:
+        return LeaseSettings(**values)
+    except ConfigError as exc:
+        raise ConfigError(", ".join(names[k] for k in values) or "lease", exc.message) from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ class DedupeStats:
     duplicate_id: int = 0
     duplicate_content: int = 0
     near_duplicate: int = 0
+    seen_at_publish: int = 0  # of ``seen``: found by the re-check inside the publish lease
     near_pairs: list[tuple[str, str]] = field(default_factory=list)  # (dropped id, kept id)
 
     @property
@@ -63,6 +64,7 @@ class DedupeStats:
             "duplicate_id": self.duplicate_id,
             "duplicate_content": self.duplicate_content,
             "near_duplicate": self.near_duplicate,
+            "seen_at_publish": self.seen_at_publish,
         }
 
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 from etl.config import SourceConfig
 from etl.errors import EtlError, SourceError
 from etl.fetch import Fetcher, FetchLog, FetchPolicy, validators_from_json, validators_to_json
-from etl.lake import Lake
+from etl.lake import Lake, update_json_object
 from etl.rawzone import read_index
 from etl.schema import fetch_log_schema
 from etl.source_files import SourceFiles
@@ -81,6 +81,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
     validators = (
         validators_from_json(run.lake.get_bytes(state_key)) if run.lake.exists(state_key) else {}
     )
+    validators_before = json.loads(validators_to_json(validators))
     policy = FetchPolicy.from_config(run.sources)
     failure: EtlError | None = None
     candidates = []
@@ -125,7 +126,10 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
             "transient": failure.transient,
             "listing": src.url or src.path,
         }
-    run.lake.put_bytes(state_key, validators_to_json(validators))
+    # merged into what is stored now: a concurrent run's entries are kept
+    update_json_object(
+        run.lake, state_key, validators_before, json.loads(validators_to_json(validators))
+    )
     _put_log(run, run.staging("fetch_log", f"{source_id}-discover.parquet"), rows)
     key = run.staging("candidates", f"{source_id}.jsonl")
     run.lake.put_bytes(key, _jsonl([asdict(c) for c in candidates]))

@@ -15,6 +15,8 @@ file, source or lake key it is about.
     │   └── FetchTerminal         terminal  robots, 4xx, wrong type, too large, address blocked
     ├── ExtractError              terminal  empty/binary/undecodable page, no article text
     ├── StoreError                either    a lake read/write failed (S3 throttling is transient)
+    │   └── LeaseError            transient another run holds the interval / publish lease, or
+    │                                       took it over (names the lease key and the holder)
     └── QualityError              terminal  the quality gate refused an interval
 """
 
@@ -75,6 +77,22 @@ class StoreError(EtlError):
     """A lake operation failed; ``subject`` is the key or URI."""
 
     kind = "store"
+
+
+class LeaseError(StoreError):
+    """A lease is held by someone else (or was lost to them); retry later.
+
+    ``kind`` is ``lease-held`` (acquisition gave up waiting) or ``lease-lost`` (a renewal
+    found another holder); ``holder`` is the other holder, when known."""
+
+    kind = "lease-held"
+    transient = True
+
+    def __init__(
+        self, subject: str, message: str, *, kind: str | None = None, holder: str | None = None
+    ) -> None:
+        super().__init__(subject, message, kind=kind)
+        self.holder = holder
 
 
 class QualityError(EtlError):

@@ -6,17 +6,31 @@ Locally that is a temp file in the target folder named ``.<name>.<random>.tmp`` 
 dot: Hive, Spark, DuckDB globs on ``*.parquet`` and pyarrow datasets all skip it), fsynced, then
 ``os.replace``d over the target. On S3 a PUT (or a completed multipart upload) is atomic by
 itself. ``list`` never returns in-progress temp files.
+
+Conditional writes (what leases and read-merge-write state need): ``put_if_absent`` creates an
+object only if its key is free, ``put_if_match`` replaces it only if it is still the version
+read (its *tag*: the ETag on S3, a content hash locally), ``delete_if_match`` deletes it only
+then. They return the new tag, or ``None`` / ``False`` when the condition failed. Locally they
+are serialized by an exclusive ``flock`` on the lake's root folder (held for the few
+milliseconds of one operation, across processes and threads), and a create is a link of a
+complete temp file (``os.link`` fails if the key exists): never a partial object. On S3 they are
+``If-None-Match: *`` and ``If-Match: <etag>`` requests, atomic on the server.
 """
 
 from __future__ import annotations
 
 import builtins
+import fcntl
+import hashlib
+import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -52,6 +66,26 @@ class Lake(Protocol):
 
     def uri_for(self, key: str) -> str: ...
 
+    def list_modified(self, prefix: str = "") -> builtins.list[tuple[str, datetime]]:
+        """``list`` with each object's last-modified time (UTC)."""
+        ...
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The object and its version tag, or None if there is none."""
+        ...
+
+    def put_if_absent(self, key: str, data: bytes) -> str | None:
+        """Create ``key`` only if no object has it: the new tag, or None if it exists."""
+        ...
+
+    def put_if_match(self, key: str, data: bytes, tag: str) -> str | None:
+        """Replace ``key`` only if its tag is still ``tag``: the new tag, or None."""
+        ...
+
+    def delete_if_match(self, key: str, tag: str) -> bool:
+        """Delete ``key`` only if its tag is still ``tag``; False if it changed or is gone."""
+        ...
+
 
 def check_key(key: str) -> str:
     """A key is relative, ``/``-separated, with no empty, ``.`` or ``..`` segment."""
@@ -78,21 +112,88 @@ class LocalLake:
         """The object's local path (what DuckDB, pyarrow and pandas accept)."""
         return str(self._path(key))
 
-    def _atomic(self, key: str, write: Callable[[IO[bytes]], Any]) -> None:
+    def _atomic(
+        self, key: str, write: Callable[[IO[bytes]], Any], *, exclusive: bool = False
+    ) -> bool:
+        """Write a temp file, then rename it over ``key`` (or, ``exclusive``, link it to
+        ``key``, which fails if ``key`` exists: returns False then)."""
         target = self._path(key)
         tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("xb") as fh:
+            for attempt in range(3):  # a concurrent delete may remove a folder left empty
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    fh = tmp.open("xb")
+                    break
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
+            with fh:
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            tmp.replace(target)
+            if exclusive:
+                try:
+                    os.link(tmp, target)
+                except FileExistsError:
+                    return False
+            else:
+                tmp.replace(target)
             _fsync_dir(target.parent)
         except OSError as exc:
             raise StoreError(key, f"write failed: {exc}") from exc
         finally:
             tmp.unlink(missing_ok=True)
+        return True
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive lock of the lake's conditional operations: an ``flock`` on the lake's root
+        folder itself (processes and threads alike; no lock file to leave behind)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise StoreError(str(self.root), f"cannot open the lake folder to lock: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _read(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(key, f"read failed: {exc}") from exc
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        data = self._read(key)
+        return None if data is None else (data, content_tag(data))
+
+    def put_if_absent(self, key: str, data: bytes) -> str | None:
+        with self._locked():
+            if not self._atomic(key, lambda fh: fh.write(data), exclusive=True):
+                return None
+        return content_tag(data)
+
+    def put_if_match(self, key: str, data: bytes, tag: str) -> str | None:
+        with self._locked():
+            current = self._read(key)
+            if current is None or content_tag(current) != tag:
+                return None
+            self._atomic(key, lambda fh: fh.write(data))
+        return content_tag(data)
+
+    def delete_if_match(self, key: str, tag: str) -> bool:
+        with self._locked():
+            current = self._read(key)
+            if current is None or content_tag(current) != tag:
+                return False
+            self.delete([key])
+        return True
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._atomic(key, lambda fh: fh.write(data))
@@ -129,6 +230,16 @@ class LocalLake:
                     keys.append(key)
         return sorted(keys)
 
+    def list_modified(self, prefix: str = "") -> builtins.list[tuple[str, datetime]]:
+        out = []
+        for key in self.list(prefix):
+            try:
+                mtime = self._path(key).stat().st_mtime
+            except FileNotFoundError:  # deleted since listed
+                continue
+            out.append((key, datetime.fromtimestamp(mtime, UTC)))
+        return out
+
     def delete(self, keys: Iterable[str]) -> None:
         """Delete objects; folders left empty are removed too (as S3 has no empty prefixes)."""
         for key in keys:
@@ -147,6 +258,47 @@ class LocalLake:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+
+def content_tag(data: bytes) -> str:
+    """A local object's version tag: the SHA-256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def update_json_object(
+    lake: Lake,
+    key: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    *,
+    attempts: int = 50,
+) -> dict[str, Any]:
+    """Store in the JSON object at ``key`` the entries this run changed from ``before`` to
+    ``after`` (set, changed or removed), keeping every other entry as stored *now*: a
+    concurrent run's entries are never lost. Read-merge-write under a conditional write,
+    retried when another writer got in between. Returns the object as stored."""
+    changed = {k: v for k, v in after.items() if k not in before or before[k] != v}
+    removed = [k for k in before if k not in after]
+    for _ in range(attempts):
+        got = lake.get_tagged(key)
+        try:
+            current: dict[str, Any] = json.loads(got[0]) if got else {}
+        except ValueError as exc:
+            raise StoreError(lake.uri_for(key), f"not a JSON object: {exc}") from exc
+        if not isinstance(current, dict):
+            raise StoreError(lake.uri_for(key), "not a JSON object")
+        merged = {**current, **changed}
+        for k in removed:
+            merged.pop(k, None)
+        if got is not None and merged == current:
+            return current
+        data = json.dumps(merged, indent=1, sort_keys=True).encode("utf-8")
+        ok = lake.put_if_absent(key, data) if got is None else lake.put_if_match(key, data, got[1])
+        if ok is not None:
+            return merged
+    raise StoreError(
+        lake.uri_for(key), f"update lost to concurrent writers {attempts} times", transient=True
+    )
 
 
 def _fsync_dir(path: Path) -> None:

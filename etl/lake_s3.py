@@ -8,6 +8,11 @@ multipart above a threshold, parts in parallel. A PUT or a completed multipart u
 atomic, so readers never see a partial object. Errors become :class:`StoreError`:
 throttling, 5xx, timeouts and connection failures are transient (Airflow retries), everything
 else terminal.
+
+Conditional writes (see :mod:`etl.lake`) are ``If-None-Match: *`` and ``If-Match: <etag>`` on
+PutObject and DeleteObject: 412 PreconditionFailed means the condition failed (``None`` /
+``False``), 409 ConditionalRequestConflict (a concurrent conditional write) is retried a few
+times, then a transient error naming the key.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
@@ -49,6 +55,8 @@ _TRANSIENT_CODES = {
     "500",
 }
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_PRECONDITION = {"PreconditionFailed", "412"}
+_CONFLICT = {"ConditionalRequestConflict", "409"}
 
 
 MiB = 1024 * 1024
@@ -220,6 +228,19 @@ class S3Lake:
             raise _store_error(f"{self.uri}/{prefix}", "list", exc) from exc
         return sorted(keys)
 
+    def list_modified(self, prefix: str = "") -> builtins.list[tuple[str, datetime]]:
+        out: builtins.list[tuple[str, datetime]] = []
+        start = len(self.prefix)
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            )
+            for page in pages:
+                out += [(o["Key"][start:], o["LastModified"]) for o in page.get("Contents", [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise _store_error(f"{self.uri}/{prefix}", "list", exc) from exc
+        return sorted(out)
+
     def delete(self, keys: Iterable[str]) -> None:
         todo = [self._key(k) for k in keys]
         for i in range(0, len(todo), 1000):  # DeleteObjects takes at most 1000 keys
@@ -249,3 +270,72 @@ class S3Lake:
         except BotoCoreError as exc:
             raise _store_error(self.uri_for(key), "head", exc) from exc
         return True
+
+    def _conditional(self, key: str, op: str, call: Any) -> Any:
+        """Run a conditional request: its response, or None when the precondition failed (or
+        the object is gone); a 409 conflict is retried, then a transient StoreError."""
+        for attempt in range(5):
+            try:
+                return call()
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+                if code in _PRECONDITION or status == "412" or code in _NOT_FOUND:
+                    return None
+                if code in _CONFLICT or status == "409":
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                raise _store_error(self.uri_for(key), op, exc) from exc
+            except BotoCoreError as exc:
+                raise _store_error(self.uri_for(key), op, exc) from exc
+        raise StoreError(
+            self.uri_for(key), f"{op} failed: conditional request conflicts", transient=True
+        )
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            obj = self.client.get_object(
+                Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
+            )
+            return obj["Body"].read(), obj["ETag"]
+        except (BotoCoreError, ClientError) as exc:
+            err = _store_error(self.uri_for(key), "get", exc)
+            if err.kind == "not-found":
+                return None
+            raise err from exc
+
+    def put_if_absent(self, key: str, data: bytes) -> str | None:
+        resp = self._conditional(
+            key,
+            "conditional put",
+            lambda: self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                IfNoneMatch="*",
+                ChecksumAlgorithm=CHECKSUM,
+            ),
+        )
+        return None if resp is None else str(resp["ETag"])
+
+    def put_if_match(self, key: str, data: bytes, tag: str) -> str | None:
+        resp = self._conditional(
+            key,
+            "conditional put",
+            lambda: self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                IfMatch=tag,
+                ChecksumAlgorithm=CHECKSUM,
+            ),
+        )
+        return None if resp is None else str(resp["ETag"])
+
+    def delete_if_match(self, key: str, tag: str) -> bool:
+        resp = self._conditional(
+            key,
+            "conditional delete",
+            lambda: self.client.delete_object(Bucket=self.bucket, Key=self._key(key), IfMatch=tag),
+        )
+        return resp is not None

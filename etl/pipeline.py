@@ -229,7 +229,7 @@ def ingest(
     """Pages → article core → one published interval (exactly-once: reruns replace it)."""
     from etl.normalize import normalize
     from etl.publish import manifest_extra, new_attempt, publish
-    from etl.store import seen_ids
+    from etl.store import SeenRecheck, seen_ids
 
     failures: list[Failure] = []
     hits: Counter[str] = Counter()
@@ -291,5 +291,6 @@ def ingest(
             urls_tried=len(titles) + len(failures),
         ),
         rule_hits=hits,
+        recheck=SeenRecheck(settings.seen_days, settings.lease),
     )
     return RunSummary(manifest, failures, hits, titles, dict(manifest.extra["dedupe"]))

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -35,7 +36,7 @@ from etl.errors import QualityError
 from etl.lake import Lake
 from etl.records import Interval
 from etl.schema import article_schema
-from etl.store import Manifest, publish_interval, write_table
+from etl.store import Manifest, SeenRecheck, publish_interval, write_table
 from etl.workdir import new_workdir
 
 __all__ = [
@@ -170,12 +171,19 @@ def publish(
     status: str = "complete",
     pending: Iterable[Mapping[str, Any]] = (),
     failed_sources: Iterable[Mapping[str, Any]] = (),
+    recheck: SeenRecheck | None = None,
 ) -> Manifest:
-    """Dedupe ``batches``, gate them, and publish the interval (see the module docstring)."""
+    """Dedupe ``batches``, gate them, and publish the interval (see the module docstring).
+
+    ``recheck``: the seen check again inside the lake-wide publish lease, right before the
+    writes (:class:`etl.store.SeenRecheck`); the rows it drops count in the manifest's dedupe
+    figures (the quality figures are those of the rows before it)."""
     from etl.dedupe import dedupe
 
     hits = dict(rule_hits or {})
     deduped = dedupe(batches, seen=seen)
+    if recheck is not None and recheck.stats is None:
+        recheck = dataclasses.replace(recheck, stats=deduped.stats)
     figures = Figures(quality.min_words)
     tmp = new_workdir("gate")
     try:
@@ -187,8 +195,8 @@ def publish(
         figs = figures.as_dict(deduped.stats.as_dict(), hits)
         if callable(fetch_log):  # built once the row stream is consumed
             fetch_log = fetch_log()
-        given = extra() if callable(extra) else extra
-        full_extra = {**(given or {}), "dedupe": deduped.stats.as_dict()}
+        given = dict((extra() if callable(extra) else extra) or {})
+        full_extra = {**given, "dedupe": deduped.stats.as_dict()}
         broken = gate(figs, quality)
         if broken:
             where = _quarantine(
@@ -221,12 +229,14 @@ def publish(
             rows(),
             n_shards=n_shards,
             fetch_log=fetch_log,
-            manifest_extra=full_extra,
+            # evaluated after the re-check, whose drops count in the dedupe figures
+            manifest_extra=lambda: {**given, "dedupe": deduped.stats.as_dict()},
             status=status,
             pending=pending,
             failed_sources=failed_sources,
             quality=figs,
             attempt=attempt,
+            recheck=recheck,
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

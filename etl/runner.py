@@ -41,6 +41,7 @@ from etl.errors import ConfigError, EtlError, FetchTransient, QualityError, Sour
 from etl.fetch import FetchLog
 from etl.fetchstep import candidate_of, fetch_into_raw
 from etl.lake import Lake, open_lake
+from etl.lease import clean_old_staging, interval_lease, new_holder
 from etl.netguard import Resolver, system_resolver
 from etl.pipeline import Failure, failure_log, process_pages, rules_for
 from etl.publish import KEY_UNSAFE, new_attempt
@@ -48,7 +49,7 @@ from etl.rawzone import read_index, read_log
 from etl.records import Article, Interval, Page
 from etl.schema import ARTICLE_VERSION, article_schema, fetch_log_schema
 from etl.source_files import SourceFiles
-from etl.store import read_manifest, read_table, seen_ids, write_table
+from etl.store import SeenRecheck, read_manifest, read_table, seen_ids, write_table
 from etl.warc import raw_loader, read_warc
 
 __all__ = [
@@ -312,11 +313,13 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
             status="incomplete" if incomplete else "complete",
             pending=pending,
             failed_sources=failed,
+            recheck=SeenRecheck(run.settings.seen_days, run.settings.lease),
         )
     except QualityError:
         _drop_staging(run)
         raise
     _drop_staging(run)
+    clean_old_staging(run.lake, max_age_s=run.settings.lease.staging_max_age_s)
     if incomplete:
         log.warning(
             "interval %s published incomplete: %d URLs pending, failed sources %s",
@@ -423,8 +426,19 @@ def source_steps(
         }
 
 
-def run_interval(run: Run) -> dict[str, Any]:
-    """All steps in a row (``newsetl run``): every source, then one publish and validate."""
-    processed = [source_steps(run, source_id) for source_id in plan(run)]
-    published = publish_step(run, processed)
-    return {**published, "quality": validate_step(run), "sources": processed}
+def run_interval(
+    run: Run, *, holder: str | None = None, on_step: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """All steps in a row (``newsetl run``): every source, then one publish and validate,
+    holding the interval's lease throughout (a second run of the interval waits
+    ``settings.lease.wait_s``, then fails naming this holder)."""
+    holder = holder or new_holder("newsetl-run")
+    step = on_step or (lambda _name: None)
+    with interval_lease(
+        run.lake, run.interval.id, holder=holder, settings=run.settings.lease, attempt=run.attempt
+    ):
+        processed = [source_steps(run, source_id, on_step=step) for source_id in plan(run)]
+        step("publish")
+        published = publish_step(run, processed)
+        step("validate")
+        return {**published, "quality": validate_step(run), "sources": processed}

@@ -8,7 +8,9 @@ Entry point :func:`publish_interval`. Layout (see DESIGN.md)::
 
 Every output is named from the interval, so a rerun replaces it. Order of a publish: all
 Parquet files are first written to a local temp folder (an exception in the input stream
-leaves the lake untouched); each is then put atomically over its key; then the interval's
+leaves the lake untouched); with a :class:`SeenRecheck` the lake-wide publish lease is then
+taken and the seen index read again, dropping rows another interval published meanwhile; each
+file is then put atomically over its key; then the interval's
 stale objects (shards beyond the new shard count, a fetch log not written this time) are
 deleted; the manifest goes last. Between the puts and the stale deletes a reader globbing the
 partition can briefly see an old shard next to the new ones; the manifest lists the exact keys.
@@ -22,10 +24,11 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,15 +36,20 @@ import pyarrow.parquet as pq
 
 from etl.errors import StoreError
 from etl.lake import Lake, LocalLake, open_lake
+from etl.lease import Lease, LeaseSettings, new_holder, publish_lease
 from etl.records import Interval
 from etl.schema import article_schema, fetch_log_schema, schema_version
 from etl.workdir import workdir
+
+if TYPE_CHECKING:
+    from etl.dedupe import DedupeStats
 
 __all__ = [
     "FileInfo",
     "Lake",
     "LocalLake",
     "Manifest",
+    "SeenRecheck",
     "open_lake",
     "publish_interval",
     "read_articles",
@@ -59,6 +67,12 @@ ROW_GROUP_BYTES = 64 * 1024 * 1024  # uncompressed Arrow bytes buffered per row 
 MAX_SHARDS = 1000
 # Low-cardinality columns get dictionary encoding; long text goes plain (zstd does the rest).
 _DICT_COLUMNS = {"source_id", "domain", "date_source", "language", "sitename", "dt", "error_class"}
+
+
+# Test hook: called with the interval between a publish's seen check and its first write (the
+# window in which another interval's publish must not interleave). Tests set it to widen the
+# window on purpose; None in production.
+hook_between_seen_and_write: Callable[[Interval], None] | None = None
 
 
 def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
@@ -132,9 +146,11 @@ class _ShardWriter:
         self.writer = pq.ParquetWriter(path, schema, **_parquet_options(schema))
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = self.pending_bytes = self.rows = 0
+        self.ids: list[str] = []  # for the seen re-check at publish
 
     def add(self, batch: pa.RecordBatch) -> None:
         self.pending.append(batch)
+        self.ids += cast(list[str], batch.column("article_id").to_pylist())
         self.pending_rows += batch.num_rows
         self.pending_bytes += batch.nbytes
         if self.pending_rows >= ROW_GROUP_ROWS or self.pending_bytes >= ROW_GROUP_BYTES:
@@ -204,6 +220,61 @@ def _write_shards(
     return writers
 
 
+@dataclass
+class SeenRecheck:
+    """Exactly once across intervals: the seen check a publish repeats inside the lake-wide
+    publish lease (``_leases/publish.json``), just before it writes.
+
+    The seen index a run reads before publishing is old by the time it writes: another
+    interval may have published the same article meanwhile (the DAG runs 4 intervals at once).
+    Holding the publish lease, the publish reads the seen index again (``days`` around the
+    interval, never the interval itself) and drops the staged rows whose ``article_id`` is in
+    it; no other publish can write between that read and its own writes. ``dropped`` lists the
+    ids dropped; ``stats`` (the run's :class:`~etl.dedupe.DedupeStats`) counts them as ``seen``
+    and ``seen_at_publish`` too, before the manifest is built.
+    """
+
+    days: int
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
+    holder: str = field(default_factory=lambda: new_holder("publish"))
+    stats: DedupeStats | None = None
+    dropped: list[str] = field(default_factory=list)
+
+
+def _drop_seen(
+    lake: Lake, interval: Interval, writers: dict[int, _ShardWriter], recheck: SeenRecheck
+) -> None:
+    """Drop from the local shard files the rows the seen index (read now) already holds."""
+    seen = seen_ids(lake, days=recheck.days, exclude=interval)
+    for s in sorted(writers):
+        w = writers[s]
+        hits = sorted(set(w.ids) & seen)
+        if not hits:
+            continue
+        table = pq.read_table(w.path, use_threads=False)
+        keep = pc.invert(pc.is_in(table.column("article_id"), value_set=pa.array(hits)))
+        table = table.filter(keep)
+        w.ids = [i for i in w.ids if i not in seen]
+        w.rows = table.num_rows
+        if table.num_rows:
+            pq.write_table(
+                table, w.path, row_group_size=ROW_GROUP_ROWS, **_parquet_options(w.schema)
+            )
+        else:
+            del writers[s]
+        recheck.dropped += hits
+    if recheck.dropped:
+        log.info(
+            "interval %s: %d articles published by another interval meanwhile, dropped",
+            interval.id,
+            len(recheck.dropped),
+        )
+    if recheck.stats is not None:
+        recheck.stats.seen += len(recheck.dropped)
+        recheck.stats.seen_at_publish += len(recheck.dropped)
+        recheck.stats.rows_out -= len(recheck.dropped)
+
+
 def publish_interval(
     lake: Lake,
     interval: Interval,
@@ -217,11 +288,14 @@ def publish_interval(
     failed_sources: Iterable[Mapping[str, Any]] = (),
     quality: Mapping[str, Any] | None = None,
     attempt: str | None = None,
+    recheck: SeenRecheck | None = None,
 ) -> Manifest:
     """Write one interval's articles (and fetch log) to the lake, replacing any earlier run.
 
     ``manifest_extra`` is stored under ``extra`` in the manifest; pass a callable to have it
     evaluated after ``batches`` is consumed (e.g. ``lambda: {"dedupe": run.stats.as_dict()}``).
+    With ``recheck`` the writes happen under the lake-wide publish lease, after a fresh seen
+    check (see :class:`SeenRecheck`); the local files are built before the lease is taken.
     """
     if not 1 <= n_shards <= MAX_SHARDS:
         raise ValueError(f"n_shards must be 1..{MAX_SHARDS}, got {n_shards}")
@@ -229,23 +303,69 @@ def publish_interval(
     dt, iid = interval.dt, interval.id
     shards: list[FileInfo] = []
     log_info: FileInfo | None = None
-    with workdir("publish") as tmpdir:
-        tmp = Path(tmpdir)
-        writers = _write_shards(tmp, interval, batches, n_shards)
-        if callable(fetch_log):  # built after the article stream is consumed
-            fetch_log = fetch_log()
-        if fetch_log is not None:
-            schema = fetch_log_schema()
-            table = _conform(fetch_log, schema, dt, f"fetch_log/dt={dt}")
-            pq.write_table(table, tmp / "fetch_log.parquet", **_parquet_options(schema))
-        for s in sorted(writers):
-            w, key = writers[s], f"articles/dt={dt}/{iid}-{s:03d}.parquet"
-            lake.put_file(key, w.path)
-            shards.append(FileInfo(key, w.rows, w.path.stat().st_size))
-        if fetch_log is not None:
-            key, path = f"fetch_log/dt={dt}/{iid}.parquet", tmp / "fetch_log.parquet"
-            lake.put_file(key, path)
-            log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
+    # The lease (when re-checking) is taken after the local files are built and held until
+    # the manifest is written; the temp folder goes as soon as the puts are done.
+    with ExitStack() as held:
+        with workdir("publish") as tmpdir:
+            tmp = Path(tmpdir)
+            writers = _write_shards(tmp, interval, batches, n_shards)
+            if callable(fetch_log):  # built after the article stream is consumed
+                fetch_log = fetch_log()
+            if fetch_log is not None:
+                schema = fetch_log_schema()
+                table = _conform(fetch_log, schema, dt, f"fetch_log/dt={dt}")
+                pq.write_table(table, tmp / "fetch_log.parquet", **_parquet_options(schema))
+            lease: Lease | None = None
+            if recheck is not None:
+                lease = held.enter_context(
+                    publish_lease(lake, holder=recheck.holder, settings=recheck.lease)
+                )
+                _drop_seen(lake, interval, writers, recheck)
+            if hook_between_seen_and_write is not None:
+                hook_between_seen_and_write(interval)
+            for s in sorted(writers):
+                w, key = writers[s], f"articles/dt={dt}/{iid}-{s:03d}.parquet"
+                if lease is not None:
+                    lease.check()
+                lake.put_file(key, w.path)
+                shards.append(FileInfo(key, w.rows, w.path.stat().st_size))
+            if fetch_log is not None:
+                key, path = f"fetch_log/dt={dt}/{iid}.parquet", tmp / "fetch_log.parquet"
+                lake.put_file(key, path)
+                log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
+        if lease is not None:
+            lease.check()
+        manifest = _finish(
+            lake,
+            interval,
+            shards=shards,
+            log_info=log_info,
+            started=started,
+            extra=manifest_extra,
+            fields={
+                "status": status,
+                "pending": tuple(dict(p) for p in pending),
+                "failed_sources": tuple(dict(f) for f in failed_sources),
+                "quality": dict(quality or {}),
+                "attempt": attempt,
+            },
+        )
+    log.info("interval %s: published %d articles in %d shards", iid, manifest.articles, len(shards))
+    return manifest
+
+
+def _finish(
+    lake: Lake,
+    interval: Interval,
+    *,
+    shards: list[FileInfo],
+    log_info: FileInfo | None,
+    started: datetime,
+    extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None,
+    fields: Mapping[str, Any],
+) -> Manifest:
+    """Delete the interval's stale objects, then write its manifest (last)."""
+    dt, iid = interval.dt, interval.id
     new = {f.key for f in shards} | ({log_info.key} if log_info else set())
     pattern = _shard_pattern(interval)
     old = [k for k in lake.list(f"articles/dt={dt}/") if pattern.match(k)]
@@ -267,15 +387,10 @@ def publish_interval(
         deleted=tuple(stale),
         started_at=started.isoformat(),
         finished_at=datetime.now(UTC).isoformat(),
-        extra=dict(manifest_extra() if callable(manifest_extra) else manifest_extra or {}),
-        status=status,
-        pending=tuple(dict(p) for p in pending),
-        failed_sources=tuple(dict(f) for f in failed_sources),
-        quality=dict(quality or {}),
-        attempt=attempt,
+        extra=dict(extra() if callable(extra) else extra or {}),
+        **fields,
     )
     lake.put_bytes(manifest.key, manifest.to_json().encode("utf-8"))
-    log.info("interval %s: published %d articles in %d shards", iid, manifest.articles, len(shards))
     return manifest
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -53,6 +54,9 @@ def no_proxy(current: str | None) -> str:
     return ",".join([*names, *(n for n in LOOPBACK if n not in names)])
 
 
+ATOMIC = Path(__file__).with_name("moto_atomic.py")  # moto's server, conditional writes atomic
+
+
 class MotoServer:
     """moto's S3 server on 127.0.0.1; ``endpoint`` is its URL once started."""
 
@@ -66,7 +70,7 @@ class MotoServer:
         env.update(AWS_TEST_ENV)
         env["NO_PROXY"] = env["no_proxy"] = no_proxy(env.get("NO_PROXY"))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, str(ATOMIC), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,

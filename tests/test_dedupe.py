@@ -107,7 +107,7 @@ def test_fully_dropped_batches_are_not_yielded_and_stats_fill_lazily() -> None:
     assert len(out) == 1 and out[0].num_rows == 1
     assert run.stats.as_dict() == {
         "rows_in": 3, "rows_out": 1, "seen": 0, "duplicate_id": 2,
-        "duplicate_content": 0, "near_duplicate": 0,
+        "duplicate_content": 0, "near_duplicate": 0, "seen_at_publish": 0,
     }  # fmt: skip
 
 
