@@ -4,6 +4,7 @@ Entry point :func:`publish_interval`. Layout (see DESIGN.md)::
 
     articles/dt=<dt>/<interval>-<shard:03d>.parquet   article schema, zstd, sharded by article_id
     fetch_log/dt=<dt>/<interval>.parquet
+    _index/dt=<dt>/<interval>.parquet                 key index of the shards (etl.keyindex)
     _runs/<interval>.json                             the manifest, written last
 
 Every output is named from the interval, so a rerun replaces it. Order of a publish: all
@@ -33,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.errors import StoreError
+from etl.keyindex import index_key, key_tables, write_index
 from etl.lake import Lake, LocalLake, open_lake
 from etl.records import Interval
 from etl.schema import article_schema, fetch_log_schema, schema_version
@@ -93,6 +95,7 @@ class Manifest:
     started_at: str
     finished_at: str
     extra: dict[str, Any] = field(default_factory=dict)
+    index: FileInfo | None = None  # _index/dt=<dt>/<interval>.parquet (etl.keyindex)
 
     @property
     def key(self) -> str:
@@ -229,13 +232,16 @@ def publish_interval(
             w, key = writers[s], f"articles/dt={dt}/{iid}-{s:03d}.parquet"
             lake.put_file(key, w.path)
             shards.append(FileInfo(key, w.rows, w.path.stat().st_size))
+        index_info = _put_index(lake, interval, [writers[s].path for s in sorted(writers)], tmp)
         if fetch_log is not None:
             key, path = f"fetch_log/dt={dt}/{iid}.parquet", tmp / "fetch_log.parquet"
             lake.put_file(key, path)
             log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
     new = {f.key for f in shards} | ({log_info.key} if log_info else set())
+    new |= {index_info.key} if index_info else set()
     pattern = _shard_pattern(interval)
     old = [k for k in lake.list(f"articles/dt={dt}/") if pattern.match(k)]
+    old += [k for k in lake.list(index_key(dt, iid)) if k == index_key(dt, iid)]
     log_key = f"fetch_log/dt={dt}/{iid}.parquet"
     old += [k for k in lake.list(log_key) if k == log_key]
     stale = sorted(set(old) - new)
@@ -255,10 +261,21 @@ def publish_interval(
         started_at=started.isoformat(),
         finished_at=datetime.now(UTC).isoformat(),
         extra=dict(manifest_extra() if callable(manifest_extra) else manifest_extra or {}),
+        index=index_info,
     )
     lake.put_bytes(manifest.key, manifest.to_json().encode("utf-8"))
     log.info("interval %s: published %d articles in %d shards", iid, manifest.articles, len(shards))
     return manifest
+
+
+def _put_index(lake: Lake, interval: Interval, shards: list[Path], tmp: Path) -> FileInfo | None:
+    """The interval's key index (etl.keyindex), put after its shards; None without shards."""
+    if not shards:
+        return None
+    path, key = tmp / "index.parquet", index_key(interval.dt, interval.id)
+    rows = write_index(shards, path)
+    lake.put_file(key, path)
+    return FileInfo(key, rows, path.stat().st_size)
 
 
 def read_manifest(lake: Lake, interval: Interval) -> dict[str, Any] | None:
@@ -311,9 +328,11 @@ def seen_ids(
 ) -> frozenset[str]:
     """Article ids in partitions within ``days`` days of ``exclude.dt``, both sides.
 
-    ``exclude``'s own shards are never read (a rerun must reproduce its interval, not find
-    its own rows "seen"). Later partitions count too, so a backfill of an older interval does
-    not duplicate articles a later interval already holds.
+    Read from the key index (``_index/``, etl.keyindex), or from just these columns of the
+    article files of intervals published without one. ``exclude``'s own shards (and index) are
+    never read (a rerun must reproduce its interval, not find its own rows "seen"). Later
+    partitions count too, so a backfill of an older interval does not duplicate
+    articles a later interval already holds.
 
     ``with_urls`` adds :func:`etl.urls.article_id` of each row's ``url`` and ``canonical_url``:
     what discovery needs, since it names a page by the URL it was listed under, while a row's id
@@ -323,16 +342,12 @@ def seen_ids(
 
     if days < 0:
         raise ValueError(f"days must be >= 0, got {days}")
-    mine = _shard_pattern(exclude)
     day0 = date.fromisoformat(exclude.dt)
     columns = ["article_id", "url", "canonical_url"] if with_urls else ["article_id"]
     ids: set[str] = set()
     for offset in range(-days, days + 1):
         d = (day0 + timedelta(days=offset)).isoformat()
-        for key in _article_keys(lake, d):
-            if mine.match(key):
-                continue
-            table = read_table(lake, key, columns=columns)
+        for table in key_tables(lake, d, columns=columns, skip_group=exclude.id):
             ids.update(cast(list[str], table.column("article_id").to_pylist()))
             for name in columns[1:]:
                 for url in filter(None, table.column(name).to_pylist()):
