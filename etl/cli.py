@@ -194,22 +194,59 @@ def _parse_time(value: str | None, what: str) -> datetime | None:
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL over the table `articles` (and `fetch_log`).")],
+    sql: Annotated[str, typer.Argument(help="SQL over the views `articles` and `fetch_log`.")],
     lake: LakeOpt = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table | tsv | csv | json | parquet (default: table on a terminal, else tsv).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the result to this file.")
+    ] = None,
 ) -> None:
-    """Run DuckDB SQL over the lake's Parquet."""
-    from etl.query import run_query
+    """Run DuckDB SQL over the lake's Parquet, lazily (dt pruning, column and filter pushdown)."""
+    from etl.query import query_batches
+    from etl.query_output import FORMATS, write_parquet, write_text
 
+    if fmt is None:
+        fmt = "table" if output is None and sys.stdout.isatty() else "tsv"
+    if fmt not in FORMATS:
+        err.print(f"[red]--format {escape(fmt)}: expected one of {', '.join(FORMATS)}")
+        raise typer.Exit(2)
+    if fmt == "parquet" and output is None and sys.stdout.isatty():
+        err.print("[red]--format parquet writes binary: give --output FILE or a pipe")
+        raise typer.Exit(2)
     settings = load_settings(lake=lake)
     try:
-        columns, rows = run_query(settings.lake_settings, sql)
+        with query_batches(settings.lake_settings, sql) as reader:
+            # Values are written verbatim: rich would read markup/emoji in the data.
+            if output is not None:
+                tmp = output.with_name(f".{output.name}.partial")
+                try:
+                    if fmt == "parquet":
+                        with tmp.open("wb") as fb:
+                            rows = write_parquet(reader, fb)
+                    else:
+                        with tmp.open("w", encoding="utf-8", newline="") as ft:
+                            rows = write_text(fmt, reader, ft)
+                    tmp.replace(output)  # a half-written result never takes the name
+                finally:
+                    tmp.unlink(missing_ok=True)
+                err.print(f"{rows} rows → {output}", markup=False)
+            elif fmt == "parquet":
+                write_parquet(reader, sys.stdout.buffer)
+            else:
+                write_text(fmt, reader, sys.stdout)
     except EtlError as exc:
-        err.print(f"[red]{exc}")
+        err.print(f"[red]{escape(str(exc))}")
         raise typer.Exit(2) from None
-    # Plain tab-separated lines: rich would expand the tabs and read markup/emoji in the data.
-    sys.stdout.write("\t".join(columns) + "\n")
-    for row in rows:
-        sys.stdout.write("\t".join("" if v is None else str(v) for v in row) + "\n")
+    except OSError as exc:
+        err.print(f"[red]{escape(str(output or 'stdout'))}: cannot write: {escape(str(exc))}")
+        raise typer.Exit(2) from None
 
 
 def _local_pages(
