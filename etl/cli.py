@@ -249,6 +249,40 @@ def query(
         raise typer.Exit(2) from None
 
 
+@app.command()
+def compact(
+    day: Annotated[str, typer.Option("--day", help="The dt partition to compact (YYYY-MM-DD).")],
+    lake: LakeOpt = None,
+) -> None:
+    """Merge a day's hourly article files into a few sorted files; link near-duplicates."""
+    from etl.compact import compact_day
+    from etl.store import open_lake
+
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        err.print(f"[red]--day {escape(day)}: not a date (YYYY-MM-DD)")
+        raise typer.Exit(2) from None
+    settings = load_settings(lake=lake)
+    try:
+        result = compact_day(open_lake(settings.lake_settings), day)
+    except EtlError as exc:
+        hint = " (transient: running it again may succeed)" if exc.transient else ""
+        err.print(f"[red]error:[/] {escape(str(exc))}{hint}")
+        raise typer.Exit(2) from None
+    if result.skipped:
+        out.print(f"dt={day}: nothing new to compact ({result.rows} rows compacted before)")
+    else:
+        out.print(
+            f"dt={day}: {result.rows} rows from {len(result.replaced)} intervals into "
+            f"{len(result.files)} file(s), {result.duplicates_linked} near-duplicates linked, "
+            f"{len(result.deleted)} replaced objects deleted",
+            markup=False,
+        )
+    for key in result.files:
+        out.print(f"  {key}", markup=False)
+
+
 def _local_pages(
     paths: list[Path], base_url: str | None, source_id: str, exclude: list[str]
 ) -> Iterator[Page]:

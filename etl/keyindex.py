@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from etl.dayview import visible_article_keys
 from etl.errors import StoreError
 from etl.lake import Lake
 from etl.lakefs import ArrowLake, arrow_filesystem
@@ -91,7 +92,7 @@ def key_tables(
     if not set(cols) <= set(INDEX_COLUMNS):
         raise ValueError(f"not key index columns: {sorted(set(cols) - set(INDEX_COLUMNS))}")
     groups: dict[str, list[str]] = {}
-    for key in lake.list(f"articles/dt={dt}/"):
+    for key in visible_article_keys(lake, dt):  # a compacted day: its compacted files
         group = group_of(key)
         if group is not None and group != skip_group:
             groups.setdefault(group, []).append(key)

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from etl.dayview import visible_article_keys
 from etl.errors import StoreError
 from etl.lake import Lake, open_lake
 from etl.lake_config import LakeSettings
@@ -36,7 +37,10 @@ MEMORY_LIMIT = "512MB"  # DuckDB's working memory; larger sorts and joins spill 
 
 
 def _visible(lake: Lake, name: str) -> list[str]:
-    """The Parquet files readers see under ``name/``: no temp (``.``) or hidden (``_``) files."""
+    """The Parquet files readers see under ``name/``: no temp (``.``) or hidden (``_``) files;
+    for articles, a compacted day's compacted files instead of its hourly ones."""
+    if name == "articles":
+        return visible_article_keys(lake)
     return [
         k
         for k in lake.list(f"{name}/")
@@ -100,14 +104,29 @@ def _guard(reader: pa.RecordBatchReader, lake_uri: str | LakeSettings) -> pa.Rec
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
-def run_query(lake_uri: str | LakeSettings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one SQL statement; returns column names and all rows (small results only)."""
-    con = connect(lake_uri)
-    try:
-        cur = con.execute(sql)
-        columns = [d[0] for d in cur.description or []]
-        return columns, cur.fetchall()
-    except duckdb.Error as exc:
-        raise _failed(lake_uri, exc) from None
-    finally:
-        con.close()
+_VANISHED = ("No such file", "does not exist", "NoSuchKey", "Not Found", "404")
+
+
+def run_query(
+    lake_uri: str | LakeSettings, sql: str, *, attempts: int = 3
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one SQL statement; returns column names and all rows (small results only).
+
+    A file that vanished under the query (a compaction deleted the hourly files it replaced
+    after the query listed them) makes it plan again from a fresh listing, up to ``attempts``
+    times. (:func:`query_batches` cannot: it may have handed rows out already; it raises.)
+    """
+    for attempt in range(1, attempts + 1):
+        con = connect(lake_uri)
+        try:
+            cur = con.execute(sql)
+            columns = [d[0] for d in cur.description or []]
+            return columns, cur.fetchall()
+        except duckdb.Error as exc:
+            if attempt < attempts and any(s in str(exc) for s in _VANISHED):
+                log.info("a file vanished during the query (compaction?): planning again")
+                continue
+            raise _failed(lake_uri, exc) from None
+        finally:
+            con.close()
+    raise AssertionError("unreachable")

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from etl.dayview import release_interval, visible_article_keys
 from etl.errors import StoreError
 from etl.keyindex import index_key, key_tables, write_index
 from etl.lake import Lake, LocalLake, open_lake
@@ -237,6 +238,7 @@ def publish_interval(
             key, path = f"fetch_log/dt={dt}/{iid}.parquet", tmp / "fetch_log.parquet"
             lake.put_file(key, path)
             log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
+    release_interval(lake, dt, iid)  # a rerun on a compacted day: its new files become visible
     new = {f.key for f in shards} | ({log_info.key} if log_info else set())
     new |= {index_info.key} if index_info else set()
     pattern = _shard_pattern(interval)
@@ -288,8 +290,7 @@ def read_manifest(lake: Lake, interval: Interval) -> dict[str, Any] | None:
 
 
 def _article_keys(lake: Lake, dt: str | None) -> list[str]:
-    keys = lake.list(f"articles/dt={dt}/" if dt else "articles/")
-    return [k for k in keys if k.endswith(".parquet") and k.rsplit("/", 1)[-1][0] not in "._"]
+    return visible_article_keys(lake, dt)  # a compacted day: its compacted files
 
 
 def read_table(
@@ -317,7 +318,8 @@ def write_table(lake: Lake, key: str, table: pa.Table) -> None:
 
 def read_articles(lake: Lake, dt: str | None = None) -> pa.Table:
     """All article rows in the lake, or in one ``dt`` partition, as one table."""
-    tables = [read_table(lake, k) for k in _article_keys(lake, dt)]
+    schema = article_schema()  # older versions' files read by column name (v2 columns null)
+    tables = [read_table(lake, k, schema=schema) for k in _article_keys(lake, dt)]
     if not tables:
         return article_schema().empty_table()
     return pa.concat_tables(tables)
