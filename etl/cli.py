@@ -283,6 +283,27 @@ def compact(
         out.print(f"  {key}", markup=False)
 
 
+@app.command()
+def ddl(
+    engine: Annotated[str, typer.Argument(help="athena | trino | spark | duckdb | polars")],
+    location: Annotated[
+        str | None,
+        typer.Option("--location", help="Lake URI (default: $NEWSETL_LAKE or ./lake)."),
+    ] = None,
+    table: Annotated[str, typer.Option(help="articles or fetch_log.")] = "articles",
+) -> None:
+    """Print the table definition (or Polars snippet) for an engine, from schemas/."""
+    from etl.ddl import render
+
+    settings = load_settings(lake=location)
+    try:
+        text = render(engine, settings.lake, table=table, settings=settings.lake_settings)
+    except EtlError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    sys.stdout.write(text)
+
+
 def _local_pages(
     paths: list[Path], base_url: str | None, source_id: str, exclude: list[str]
 ) -> Iterator[Page]:
