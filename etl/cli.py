@@ -304,6 +304,56 @@ def ddl(
     sys.stdout.write(text)
 
 
+@app.command()
+def report(
+    since: Annotated[
+        str | None, typer.Option("--since", help="First day (YYYY-MM-DD); default: all.")
+    ] = None,
+    lake: LakeOpt = None,
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")
+    ] = None,
+) -> None:
+    """Run figures per day and source from the manifests and the fetch_log; flags drops."""
+    from etl.report import build_report
+
+    if since is not None:
+        try:
+            date.fromisoformat(since)
+        except ValueError:
+            err.print(f"[red]--since {escape(since)}: not a date (YYYY-MM-DD)")
+            raise typer.Exit(2) from None
+    settings = load_settings(lake=lake)
+    try:
+        rep = build_report(settings.lake_settings, since)
+    except EtlError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    arts = sum(r["articles"] for r in rep.intervals)
+    out.print(f"{len(rep.intervals)} intervals, {arts} articles", markup=False)
+    cols = ["dt", "source", "discovered", "fetched", "failed", "written", "yield", "words"]
+    sys.stdout.write("\t".join(cols) + "\n")
+    for row in rep.days:
+        cells = [f"{v:.2f}" if isinstance(v, float) else "" if v is None else str(v)
+                 for v in (row[c] for c in cols)]  # fmt: skip
+        sys.stdout.write("\t".join(cells) + "\n")
+    for f in rep.flags:
+        out.print(
+            f"FLAG {f['source']} {f['dt']}: {f['metric']} {f['value']:.2f} against "
+            f"{f['trailing']:.2f} over its trailing week",
+            markup=False,
+        )
+    if html_file is not None:
+        from etl.report_html import render_html
+
+        try:
+            html_file.write_text(render_html(rep), encoding="utf-8")
+        except OSError as exc:
+            err.print(f"[red]{escape(str(html_file))}: cannot write: {escape(str(exc))}")
+            raise typer.Exit(2) from None
+        err.print(f"HTML report → {html_file}", markup=False)
+
+
 def _local_pages(
     paths: list[Path], base_url: str | None, source_id: str, exclude: list[str]
 ) -> Iterator[Page]:
