@@ -12,11 +12,13 @@ timeouts. No DuckDB extension is needed (httpfs would be downloaded at run time)
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
@@ -27,6 +29,7 @@ from etl.lake_config import LakeSettings
 log = logging.getLogger("etl.lakefs")
 
 DT_PARTITIONING = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
+_DT = re.compile(r"(?:^|/)dt=([^/]+)/")
 
 
 @dataclass(frozen=True)
@@ -95,14 +98,19 @@ def parquet_dataset(
     columns come back null). Nothing but the footers is read until the dataset is scanned,
     and a scan reads only the row groups and columns it needs.
     """
+    # Fragments straight from the listed keys, each with its partition expression: no per-file
+    # HEAD request to build the dataset (a query opens only the files its filter keeps).
+    partitions = []
+    for key in keys:
+        m = _DT.search(key)
+        partitions.append(pc.field("dt") == m.group(1) if m else pc.scalar(True))
     try:
-        return ds.dataset(
+        return ds.FileSystemDataset.from_paths(
             [alake.path(k) for k in keys],
             schema=schema,
-            format="parquet",
+            format=ds.ParquetFileFormat(),
             filesystem=alake.fs,
-            partitioning=DT_PARTITIONING,
-            partition_base_dir=alake.path(base),
+            partitions=partitions,
         )
     except (pa.ArrowInvalid, OSError) as exc:
         raise StoreError(alake.path(base), f"cannot open Parquet dataset: {exc}") from exc
