@@ -176,20 +176,27 @@ def _sorted_batches(dataset: Any, batch_rows: int = 2048) -> Iterator[pa.RecordB
         con.close()
 
 
-def _garbage(lake: Lake, dt: str, keep: set[str], pointer: dict[str, Any] | None) -> list[str]:
-    """Files of the day no reader sees any more: replaced hourly files and their indexes,
-    other generations' compacted files and indexes."""
-    replaced = set(pointer.get("replaced", {})) if pointer else set()
-    out = []
-    for key in lake.list(f"articles/dt={dt}/"):
-        parts = split_key(key)
-        if parts and key not in keep:
-            group = parts[1]
-            if group.startswith(COMPACT_PREFIX) or group in replaced:
-                out.append(key)
+def _generation(group: str) -> str:
+    return group.removeprefix(COMPACT_PREFIX)
+
+
+def _garbage(lake: Lake, dt: str, pointer: dict[str, Any] | None) -> list[str]:
+    """Files of the day no reader sees any more: the hourly files (and indexes) of intervals
+    the pointer replaced, and compacted files (and indexes) of generations *older* than the
+    pointer's (a newer one may be a compaction still writing; it cleans up after itself)."""
+    if pointer is None:
+        return []
+    replaced = set(pointer.get("replaced", {}))
+    current = str(pointer.get("generation", ""))
+
+    def stale(group: str) -> bool:
+        if group.startswith(COMPACT_PREFIX):
+            return _generation(group) < current
+        return group in replaced
+
+    out = [k for k in lake.list(f"articles/dt={dt}/") if (p := split_key(k)) and stale(p[1])]
     for key in lake.list(f"_index/dt={dt}/"):
-        group = key.rsplit("/", 1)[-1].removesuffix(".parquet")
-        if key not in keep and (group.startswith(COMPACT_PREFIX) or group in replaced):
+        if stale(key.rsplit("/", 1)[-1].removesuffix(".parquet")):
             out.append(key)
     return sorted(out)
 
@@ -201,8 +208,7 @@ def compact_day(lake: Lake, dt: str, *, alake: ArrowLake | None = None) -> Compa
     groups = {p[1] for k in visible if (p := split_key(k))}
     hourly = sorted(g for g in groups if not g.startswith(COMPACT_PREFIX))
     if not visible or (pointer is not None and not hourly):
-        keep = set(visible) | ({str(pointer.get("index"))} if pointer else set())
-        deleted = _garbage(lake, dt, keep, pointer)
+        deleted = _garbage(lake, dt, pointer)
         if deleted:
             lake.delete(deleted)
         log.info("day %s: nothing to compact (%d stale objects removed)", dt, len(deleted))
@@ -250,8 +256,16 @@ def compact_day(lake: Lake, dt: str, *, alake: ArrowLake | None = None) -> Compa
         "compacted_at": datetime.now(UTC).isoformat(),
         "previous": pointer.get("generation") if pointer else None,
     }
+    now = read_pointer(lake, dt)
+    if now is not None and str(now.get("generation", "")) > generation:
+        # another compaction of this day switched to a newer generation meanwhile: it wins
+        lake.delete([*files, index])
+        log.warning("day %s: a newer compaction (%s) finished first; %s discarded",
+                    dt, now.get("generation"), generation)  # fmt: skip
+        return CompactResult(dt, str(now.get("generation")), int(now.get("rows", 0)),
+                             tuple(now.get("files", ())), (), (), 0, skipped=True)  # fmt: skip
     lake.put_bytes(pointer_key(dt), pointer_json(new_pointer))  # the switch
-    deleted = _garbage(lake, dt, {*files, index}, new_pointer)
+    deleted = _garbage(lake, dt, new_pointer)
     if deleted:
         lake.delete(deleted)
     log.info("day %s: %d rows from %d intervals into %d files (%d near-duplicates linked)",
