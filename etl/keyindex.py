@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from etl.dayview import visible_article_keys
 from etl.errors import StoreError
 from etl.lake import Lake
-from etl.lakefs import ArrowLake, arrow_filesystem
+from etl.lakefs import ArrowLake, arrow_filesystem, read_columns
 from etl.schema import article_schema
 
 log = logging.getLogger("etl.keyindex")
@@ -71,16 +71,7 @@ def write_index(shard_files: Sequence[Path], target: Path) -> int:
 
 
 def _read_columns(lake: Lake, alake: ArrowLake | None, key: str, columns: list[str]) -> pa.Table:
-    try:
-        if alake is None:  # a lake of another kind: the whole object through the store
-            return pq.read_table(
-                pa.BufferReader(lake.get_bytes(key)), columns=columns, use_threads=False
-            )
-        # ranged reads: the footer, then just these column chunks
-        with alake.fs.open_input_file(alake.path(key)) as fh:
-            return pq.ParquetFile(fh).read(columns=columns, use_threads=False)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise StoreError(key, f"not a readable Parquet file: {exc}") from exc
+    return read_columns(lake, key, columns, alake=alake)[1]
 
 
 def key_tables(

@@ -114,3 +114,24 @@ def parquet_dataset(
         )
     except (pa.ArrowInvalid, OSError) as exc:
         raise StoreError(alake.path(base), f"cannot open Parquet dataset: {exc}") from exc
+
+
+def read_columns(
+    lake: Lake, key: str, columns: list[str], *, alake: ArrowLake | None = None
+) -> tuple[pa.Schema, pa.Table]:
+    """The Arrow schema and ``columns`` of one Parquet object of the lake: the footer and those
+    column chunks only (ranged reads) where pyarrow reaches the lake, else the whole object."""
+    import pyarrow.parquet as pq
+
+    alake = alake or arrow_filesystem(lake)
+    try:
+        if alake is None:
+            pf = pq.ParquetFile(pa.BufferReader(lake.get_bytes(key)))
+            return pf.schema_arrow, pf.read(columns=columns, use_threads=False)
+        with alake.fs.open_input_file(alake.path(key)) as fh:
+            pf = pq.ParquetFile(fh)
+            return pf.schema_arrow, pf.read(columns=columns, use_threads=False)
+    except FileNotFoundError:
+        raise StoreError(key, "no such object in the lake", kind="not-found") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise StoreError(key, f"not a readable Parquet file: {exc}") from exc
