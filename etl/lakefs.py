@@ -28,7 +28,6 @@ from etl.lake_config import LakeSettings
 
 log = logging.getLogger("etl.lakefs")
 
-DT_PARTITIONING = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
 _DT = re.compile(r"(?:^|/)dt=([^/]+)/")
 
 

@@ -53,7 +53,9 @@ def connect(lake_uri: str | LakeSettings) -> duckdb.DuckDBPyConnection:
     settings = lake_uri if isinstance(lake_uri, LakeSettings) else None
     lake = open_lake(lake_uri)
     alake = arrow_filesystem(lake, settings)
-    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
+    # No insertion order to keep for a query without ORDER BY: batches stream as they are read
+    # instead of waiting in memory for their turn.
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
     for name, schema in (("articles", article_schema()), ("fetch_log", fetch_log_schema())):
         files = _visible(lake, name)
         if not files:
