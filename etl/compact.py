@@ -234,7 +234,8 @@ def compact_day(lake: Lake, dt: str, *, alake: ArrowLake | None = None) -> Compa
             out.close()
         except (duckdb.Error, pa.ArrowException, OSError) as exc:
             raise StoreError(f"articles/dt={dt}/", f"compaction failed reading: {exc}") from exc
-        generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+        # ordered by time (to the microsecond), unique by its random tail
+        generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
         group = f"{COMPACT_PREFIX}{generation}"
         files = [f"articles/dt={dt}/{group}-{i:03d}.parquet" for i in range(len(out.paths))]
         for key, path in zip(files, out.paths, strict=True):
@@ -257,8 +258,10 @@ def compact_day(lake: Lake, dt: str, *, alake: ArrowLake | None = None) -> Compa
         "previous": pointer.get("generation") if pointer else None,
     }
     now = read_pointer(lake, dt)
-    if now is not None and str(now.get("generation", "")) > generation:
-        # another compaction of this day switched to a newer generation meanwhile: it wins
+    started_from = pointer.get("generation") if pointer else None
+    if now is not None and now.get("generation") != started_from:
+        # another compaction of this day switched meanwhile (from the state we read, or a
+        # later one): it wins, ours is discarded
         lake.delete([*files, index])
         log.warning("day %s: a newer compaction (%s) finished first; %s discarded",
                     dt, now.get("generation"), generation)  # fmt: skip
