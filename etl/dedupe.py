@@ -8,11 +8,15 @@ Entry point :func:`dedupe`. A row is dropped, first match wins, when
 3. ``duplicate_content``: its ``content_hash`` was already emitted in this run (the same text
    under another URL: syndicated copies, tracking-parameter variants; the first one is kept);
 4. ``near_duplicate``: its ``simhash`` is within ``near_distance`` bits (default 3) of one
-   already emitted in this run.
+   already emitted in this run -- with ``near="link"`` (the default) the row is *kept* and
+   its ``duplicate_of`` (schema v2) names the ``article_id`` of that earlier row; with
+   ``near="drop"`` it is dropped as before v2.
 
-Near-duplicates are *dropped*, not flagged: schema v1 has no column for a flag, and at 3 bits
-of 64 a match means nearly the same shingle set (a false match between unrelated texts has a
-probability of about 1e-13 per pair). Within-run only; ``near_distance=None`` turns it off.
+A near-duplicate is usually one syndicated story on two sites: both are articles of their
+source, so they are linked, never deleted. At 3 bits of 64 a match means nearly the same
+shingle set (a false match between unrelated texts has a probability of about 1e-13 per pair).
+Within-run only (``newsetl compact`` links across a whole day); ``near_distance=None`` turns it
+off.
 Lookup is the pigeonhole index of Manku et al.: with distance <= 3, two hashes agree exactly
 on at least one of four 16-bit blocks, so only rows sharing a block are compared.
 
@@ -25,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Literal, cast
 
 import pyarrow as pa
 
@@ -101,8 +105,11 @@ class DedupeRun(Iterator[pa.RecordBatch]):
         batches: Iterable[pa.RecordBatch],
         seen: set[str] | frozenset[str],
         near_distance: int | None,
+        near: Literal["link", "drop"] = "link",
     ) -> None:
         self.stats = DedupeStats()
+        self._link = near == "link"
+        self._links: dict[int, str] = {}  # row in the current batch -> article_id it copies
         self._seen = seen
         self._ids: set[str] = set()
         self._hashes: set[str] = set()
@@ -112,7 +119,7 @@ class DedupeRun(Iterator[pa.RecordBatch]):
     def __next__(self) -> pa.RecordBatch:
         return next(self._gen)
 
-    def _keep(self, aid: str, chash: str, sim: int) -> bool:
+    def _keep(self, i: int, aid: str, chash: str, sim: int) -> bool:
         s = self.stats
         if aid in self._seen:
             s.seen += 1
@@ -123,6 +130,11 @@ class DedupeRun(Iterator[pa.RecordBatch]):
         elif self._near is not None and (kept := self._near.match(sim)) is not None:
             s.near_duplicate += 1
             s.near_pairs.append((aid, kept))
+            if self._link:  # kept, linked to the earlier row; not an original for later rows
+                self._ids.add(aid)
+                self._hashes.add(chash)
+                self._links[i] = kept
+                return True
         else:
             self._ids.add(aid)
             self._hashes.add(chash)
@@ -132,12 +144,16 @@ class DedupeRun(Iterator[pa.RecordBatch]):
         return False
 
     def _run(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
+        for raw in batches:
             # Non-null columns in schema v1.
-            ids = cast(list[str], batch.column("article_id").to_pylist())
-            hashes = cast(list[str], batch.column("content_hash").to_pylist())
-            sims = cast(list[int], batch.column("simhash").to_pylist())
-            mask = [self._keep(*row) for row in zip(ids, hashes, sims, strict=True)]
+            ids = cast(list[str], raw.column("article_id").to_pylist())
+            hashes = cast(list[str], raw.column("content_hash").to_pylist())
+            sims = cast(list[int], raw.column("simhash").to_pylist())
+            self._links = {}
+            mask = [
+                self._keep(i, *row) for i, row in enumerate(zip(ids, hashes, sims, strict=True))
+            ]
+            batch = _linked(raw, self._links) if self._links else raw
             self.stats.rows_in += len(mask)
             kept = sum(mask)
             self.stats.rows_out += kept
@@ -152,14 +168,26 @@ class DedupeRun(Iterator[pa.RecordBatch]):
         )  # fmt: skip
 
 
+def _linked(batch: pa.RecordBatch, links: dict[int, str]) -> pa.RecordBatch:
+    """``batch`` with ``duplicate_of`` set on the rows in ``links`` (others unchanged)."""
+    i = batch.schema.get_field_index("duplicate_of")
+    if i < 0:  # a v1 batch has no column for it
+        return batch
+    old = batch.column(i).to_pylist()
+    new = pa.array([links.get(r, v) for r, v in enumerate(old)], pa.string())
+    return batch.set_column(i, batch.schema.field(i), new)
+
+
 def dedupe(
     batches: Iterable[pa.RecordBatch],
     *,
     seen: set[str] | frozenset[str] = frozenset(),
     near_distance: int | None = 3,
+    near: Literal["link", "drop"] = "link",
 ) -> DedupeRun:
-    """Lazily filter article batches (schema v1); read ``.stats`` after iterating.
+    """Lazily filter article batches; read ``.stats`` after iterating.
 
-    Batches with no surviving rows are not yielded. Order is preserved.
+    Batches with no surviving rows are not yielded. Order is preserved. Near-duplicates are
+    linked through ``duplicate_of`` (``near="link"``) or dropped (``near="drop"``).
     """
-    return DedupeRun(batches, seen, near_distance)
+    return DedupeRun(batches, seen, near_distance, near)

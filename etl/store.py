@@ -4,6 +4,7 @@ Entry point :func:`publish_interval`. Layout (see DESIGN.md)::
 
     articles/dt=<dt>/<interval>-<shard:03d>.parquet   article schema, zstd, sharded by article_id
     fetch_log/dt=<dt>/<interval>.parquet
+    _index/dt=<dt>/<interval>.parquet                 key index of the shards (etl.keyindex)
     _runs/<interval>.json                             the manifest, written last
 
 Every output is named from the interval, so a rerun replaces it. Order of a publish: all
@@ -34,7 +35,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from etl.dayview import release_interval, visible_article_keys
 from etl.errors import StoreError
+from etl.keyindex import index_key, key_tables, write_index
 from etl.lake import Lake, LocalLake, open_lake
 from etl.lease import Lease, LeaseSettings, new_holder, publish_lease
 from etl.records import Interval
@@ -115,6 +118,7 @@ class Manifest:
     failed_sources: tuple[dict[str, Any], ...] = ()
     quality: dict[str, Any] = field(default_factory=dict)
     attempt: str | None = None
+    index: FileInfo | None = None  # _index/dt=<dt>/<interval>.parquet (etl.keyindex)
 
     @property
     def key(self) -> str:
@@ -329,10 +333,12 @@ def publish_interval(
                     lease.check()
                 lake.put_file(key, w.path)
                 shards.append(FileInfo(key, w.rows, w.path.stat().st_size))
+            index_info = _put_index(lake, interval, [writers[s].path for s in sorted(writers)], tmp)
             if fetch_log is not None:
                 key, path = f"fetch_log/dt={dt}/{iid}.parquet", tmp / "fetch_log.parquet"
                 lake.put_file(key, path)
                 log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
+        release_interval(lake, dt, iid)  # a rerun on a compacted day: its new files become visible
         if lease is not None:
             lease.check()
         manifest = _finish(
@@ -340,6 +346,7 @@ def publish_interval(
             interval,
             shards=shards,
             log_info=log_info,
+            index_info=index_info,
             started=started,
             extra=manifest_extra,
             fields={
@@ -360,6 +367,7 @@ def _finish(
     *,
     shards: list[FileInfo],
     log_info: FileInfo | None,
+    index_info: FileInfo | None,
     started: datetime,
     extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None,
     fields: Mapping[str, Any],
@@ -367,8 +375,10 @@ def _finish(
     """Delete the interval's stale objects, then write its manifest (last)."""
     dt, iid = interval.dt, interval.id
     new = {f.key for f in shards} | ({log_info.key} if log_info else set())
+    new |= {index_info.key} if index_info else set()
     pattern = _shard_pattern(interval)
     old = [k for k in lake.list(f"articles/dt={dt}/") if pattern.match(k)]
+    old += [k for k in lake.list(index_key(dt, iid)) if k == index_key(dt, iid)]
     log_key = f"fetch_log/dt={dt}/{iid}.parquet"
     old += [k for k in lake.list(log_key) if k == log_key]
     stale = sorted(set(old) - new)
@@ -389,9 +399,20 @@ def _finish(
         finished_at=datetime.now(UTC).isoformat(),
         extra=dict(extra() if callable(extra) else extra or {}),
         **fields,
+        index=index_info,
     )
     lake.put_bytes(manifest.key, manifest.to_json().encode("utf-8"))
     return manifest
+
+
+def _put_index(lake: Lake, interval: Interval, shards: list[Path], tmp: Path) -> FileInfo | None:
+    """The interval's key index (etl.keyindex), put after its shards; None without shards."""
+    if not shards:
+        return None
+    path, key = tmp / "index.parquet", index_key(interval.dt, interval.id)
+    rows = write_index(shards, path)
+    lake.put_file(key, path)
+    return FileInfo(key, rows, path.stat().st_size)
 
 
 def read_manifest(lake: Lake, interval: Interval) -> dict[str, Any] | None:
@@ -404,8 +425,7 @@ def read_manifest(lake: Lake, interval: Interval) -> dict[str, Any] | None:
 
 
 def _article_keys(lake: Lake, dt: str | None) -> list[str]:
-    keys = lake.list(f"articles/dt={dt}/" if dt else "articles/")
-    return [k for k in keys if k.endswith(".parquet") and k.rsplit("/", 1)[-1][0] not in "._"]
+    return visible_article_keys(lake, dt)  # a compacted day: its compacted files
 
 
 def read_table(
@@ -433,7 +453,8 @@ def write_table(lake: Lake, key: str, table: pa.Table) -> None:
 
 def read_articles(lake: Lake, dt: str | None = None) -> pa.Table:
     """All article rows in the lake, or in one ``dt`` partition, as one table."""
-    tables = [read_table(lake, k) for k in _article_keys(lake, dt)]
+    schema = article_schema()  # older versions' files read by column name (v2 columns null)
+    tables = [read_table(lake, k, schema=schema) for k in _article_keys(lake, dt)]
     if not tables:
         return article_schema().empty_table()
     return pa.concat_tables(tables)
@@ -444,9 +465,11 @@ def seen_ids(
 ) -> frozenset[str]:
     """Article ids in partitions within ``days`` days of ``exclude.dt``, both sides.
 
-    ``exclude``'s own shards are never read (a rerun must reproduce its interval, not find
-    its own rows "seen"). Later partitions count too, so a backfill of an older interval does
-    not duplicate articles a later interval already holds.
+    Read from the key index (``_index/``, etl.keyindex), or from just these columns of the
+    article files of intervals published without one. ``exclude``'s own shards (and index) are
+    never read (a rerun must reproduce its interval, not find its own rows "seen"). Later
+    partitions count too, so a backfill of an older interval does not duplicate
+    articles a later interval already holds.
 
     ``with_urls`` adds :func:`etl.urls.article_id` of each row's ``url`` and ``canonical_url``:
     what discovery needs, since it names a page by the URL it was listed under, while a row's id
@@ -456,16 +479,12 @@ def seen_ids(
 
     if days < 0:
         raise ValueError(f"days must be >= 0, got {days}")
-    mine = _shard_pattern(exclude)
     day0 = date.fromisoformat(exclude.dt)
     columns = ["article_id", "url", "canonical_url"] if with_urls else ["article_id"]
     ids: set[str] = set()
     for offset in range(-days, days + 1):
         d = (day0 + timedelta(days=offset)).isoformat()
-        for key in _article_keys(lake, d):
-            if mine.match(key):
-                continue
-            table = read_table(lake, key, columns=columns)
+        for table in key_tables(lake, d, columns=columns, skip_group=exclude.id):
             ids.update(cast(list[str], table.column("article_id").to_pylist()))
             for name in columns[1:]:
                 for url in filter(None, table.column(name).to_pylist()):

@@ -18,6 +18,7 @@ What it reports:
   ``infer_manual_data_interval`` and ``next_dagrun_info``);
 - what the ``plan`` task returns without a data interval (a manual run with no logical date),
   with a zero-length one, and with a real one;
+- what ``news_compact``'s task returns for a scheduled run and with a ``day`` param;
 - ``control``: the same parse facts for ``CONTROL``, a folder whose DAG does I/O at parse time
   (so the test knows the checks can fail).
 """
@@ -120,6 +121,21 @@ def _plan(dag: Any, sources: str, lake: str) -> dict[str, Any]:
     return {"run_after": run_after.isoformat(), "items": out}
 
 
+def _compact(dag: Any, lake: str) -> dict[str, Any]:
+    """What news_compact's task does for a scheduled run and for a ``day`` param (empty lake)."""
+    import pendulum
+
+    fn = dag.task_dict["compact"].python_callable
+    start = pendulum.datetime(2022, 5, 14, 3, tz="UTC")
+    scheduled = fn(
+        params={"lake": lake, "day": None},
+        data_interval_start=start,
+        data_interval_end=start.add(days=1),
+    )
+    by_hand = fn(params={"lake": lake, "day": "2022-05-01"}, data_interval_end=start)
+    return {"scheduled": scheduled, "by_hand": by_hand}
+
+
 def _parse(folder: str, recorder: tuple[list[list[str]], set[str], dict[str, bool]]) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -184,6 +200,8 @@ def main() -> None:
     if "news_ingest" in bag.dags:
         report["timetable"] = _timetable(bag.dags["news_ingest"])
         report["plan"] = _plan(bag.dags["news_ingest"], plan_sources, plan_lake)
+    if "news_compact" in bag.dags:
+        report["compact"] = _compact(bag.dags["news_compact"], plan_lake)
     sys.stdout.write("\n" + json.dumps(report, default=str) + "\n")
 
 

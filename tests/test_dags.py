@@ -91,8 +91,9 @@ def probe(airflow_local: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[
 def test_dags_folder_imports_without_errors(probe: dict[str, Any]) -> None:
     parse = probe["parse"]
     assert parse["import_errors"] == {}
-    assert parse["dags"] == ["news_ingest"]
-    assert str(DAGS / "news_ingest.py") in parse["code_opened"]  # the audit hook saw the parse
+    assert parse["dags"] == ["news_compact", "news_ingest"]
+    assert str(DAGS / "news_ingest.py") in parse["code_opened"]
+    assert str(DAGS / "news_compact.py") in parse["code_opened"]  # the audit hook saw the parse
 
 
 def test_no_io_and_no_heavy_imports_at_parse_time(probe: dict[str, Any]) -> None:
@@ -197,3 +198,15 @@ def test_plan_without_a_logical_date_takes_the_last_hour_before_the_run(
     # the run's params win over NEWSETL_SOURCES / NEWSETL_LAKE
     assert all(i["lake"].endswith("lake") and i["sources"].endswith("sources.yaml") for i in hour)
     assert all(not i["lake"].startswith("s3://") for i in hour)
+
+
+def test_news_compact_compacts_the_finished_day(probe: dict[str, Any]) -> None:
+    dag = probe["dags"]["news_compact"]
+    assert dag["catchup"] is False and list(dag["tasks"]) == ["compact"]
+    assert dag["tasks"]["compact"]["outlets"] == [
+        {"type": "Asset", "name": "news_articles_compacted"}
+    ]
+    # the run for [2022-05-14 03:00, 2022-05-15 03:00) compacts 2022-05-14 (an empty lake here)
+    scheduled = probe["compact"]["scheduled"]
+    assert scheduled["dt"] == "2022-05-14" and scheduled["skipped"] is True
+    assert probe["compact"]["by_hand"]["dt"] == "2022-05-01"

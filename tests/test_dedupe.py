@@ -56,11 +56,18 @@ def test_same_content_under_another_url_keeps_first() -> None:
     assert run.stats.duplicate_content == 1
 
 
-def test_near_duplicates_dropped_unless_disabled() -> None:
+def test_near_duplicates_linked_or_dropped_unless_disabled() -> None:
     text = prose(11)
     near = text.replace(" ", ", ", 5)  # punctuation only: other content hash, same tokens
     arts = [make_article("https://a.example/1", text), make_article("https://b.example/2", near)]
-    run = dedupe(batches(arts))
+    linked = dedupe(batches(arts))  # schema v2: kept, linked to the first
+    rows = pa.Table.from_batches(list(linked)).select(["url", "duplicate_of"]).to_pylist()
+    assert rows == [
+        {"url": "https://a.example/1", "duplicate_of": None},
+        {"url": "https://b.example/2", "duplicate_of": article_id("https://a.example/1")},
+    ]
+    assert linked.stats.near_duplicate == 1 and linked.stats.rows_out == 2
+    run = dedupe(batches(arts), near="drop")
     assert _urls(list(run)) == ["https://a.example/1"]
     assert run.stats.near_duplicate == 1
     assert run.stats.near_pairs == [
@@ -82,14 +89,14 @@ def test_near_duplicate_threshold_is_hamming_distance() -> None:
     three_apart = (1 << 0) | (1 << 20) | (1 << 63)  # 3 bits in 3 different 16-bit blocks
     four_in_one_block = 0b1111  # 4 bits, same block: shares three blocks with 0
     signed = three_apart - (1 << 64)  # stored as signed int64
-    run = dedupe([_with_simhashes([0, signed, four_in_one_block, -1])])
+    run = dedupe([_with_simhashes([0, signed, four_in_one_block, -1])], near="drop")
     out = list(run)
     assert _urls(out) == ["https://example.com/0", "https://example.com/2", "https://example.com/3"]
     assert run.stats.near_pairs == [
         (article_id("https://example.com/1"), article_id("https://example.com/0"))
     ]
 
-    strict = dedupe([_with_simhashes([0, signed, four_in_one_block])], near_distance=2)
+    strict = dedupe([_with_simhashes([0, signed, four_in_one_block])], near_distance=2, near="drop")
     assert len(_urls(list(strict))) == 3
 
 

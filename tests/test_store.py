@@ -215,8 +215,17 @@ def test_publish_writes_layout_and_manifest(lake: Lake) -> None:
     assert all(k.startswith(f"articles/dt={DT}/{iid}-0") for k in shard_keys)
     assert sum(s.rows for s in m.shards) == m.articles == 10
     assert lake.list() == sorted(
-        [*shard_keys, f"fetch_log/dt={DT}/{iid}.parquet", f"_runs/{iid}.json"]
+        [
+            *shard_keys,
+            f"fetch_log/dt={DT}/{iid}.parquet",
+            f"_index/dt={DT}/{iid}.parquet",
+            f"_runs/{iid}.json",
+        ]
     )
+    assert m.index is not None and m.index.key == f"_index/dt={DT}/{iid}.parquet"
+    index = pq.read_table(pa.BufferReader(lake.get_bytes(m.index.key)))
+    assert index.column_names == ["article_id", "url", "canonical_url", "content_hash", "simhash"]
+    assert m.index.rows == index.num_rows == 10
     stored = read_manifest(lake, H13)
     assert stored is not None
     assert (
@@ -248,13 +257,15 @@ def test_manifest_is_written_last_and_stale_objects_go_before_it(lake: Lake) -> 
     assert first.fetch_log is not None
     stale = tuple(sorted({s.key for s in first.shards} - set(new) | {first.fetch_log.key}))
     assert len(stale) == 3
+    index = f"_index/dt={DT}/{H13.id}.parquet"
     assert rec.calls == [
         *(("put", k) for k in new),
+        ("put", index),
         ("delete", stale),
         ("put", f"_runs/{H13.id}.json"),
     ]
     assert set(second.deleted) == set(stale)
-    assert lake.list() == sorted([*new, f"_runs/{H13.id}.json"])
+    assert lake.list() == sorted([*new, index, f"_runs/{H13.id}.json"])
 
 
 def test_shard_of_is_stable_and_spreads() -> None:
@@ -305,7 +316,7 @@ def test_empty_interval_writes_manifest_and_removes_old_output(lake: Lake) -> No
     m = publish_interval(lake, H13, [])
     assert m.articles == 0 and m.shards == () and m.fetch_log is None
     assert lake.list() == [f"_runs/{H13.id}.json"]
-    assert len(m.deleted) == 3
+    assert len(m.deleted) == 4 and m.index is None  # 2 shards, the fetch log, the index
     assert read_articles(lake).num_rows == 0
 
 
@@ -523,7 +534,7 @@ def test_s3_open_lake_from_loaded_settings(s3_server: Any, bucket: str) -> None:
     assert settings.lake == f"s3://{bucket}/prod" == settings.lake_settings.uri
     lake = open_lake(settings.lake_settings)
     publish_interval(lake, H13, batches(_arts(3)))
-    assert s3_server.client().list_objects_v2(Bucket=bucket)["KeyCount"] == 2
+    assert s3_server.client().list_objects_v2(Bucket=bucket)["KeyCount"] == 3
     conn = {
         "conn_type": "aws",
         "login": CREDENTIALS["aws_access_key_id"],
@@ -630,3 +641,78 @@ def test_local_delete_removes_folders_left_empty(tmp_path: Path) -> None:
     assert not (tmp_path / "lake/_staging/i1").exists()
     assert (tmp_path / "lake/_staging/keep.txt").is_file()  # a folder still in use stays
     assert (tmp_path / "lake").is_dir()
+
+
+# --- the key index (etl.keyindex) ------------------------------------------------------------
+
+
+class CountingLake(RecordingLake):
+    """Counts the bytes read through the lake (every read of the seen index goes through it
+    once an index exists)."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.read = 0
+        self.gets: list[str] = []
+
+    def get_bytes(self, key: str) -> bytes:
+        data: bytes = self.inner.get_bytes(key)
+        self.read += len(data)
+        self.gets.append(key)
+        return data
+
+
+def _news(day: int, hour: int, n: int) -> list[Any]:
+    """Articles of a realistic length (650 words: a typical news story)."""
+    from article_factory import prose
+
+    return [
+        make_article(
+            f"https://news.example.com/2026/11/{day:02d}/story-{hour:02d}-{i}",
+            text=prose(day * 10_000 + hour * 100 + i, 650),
+        )
+        for i in range(n)
+    ]
+
+
+def test_seen_index_reads_under_5_percent_of_the_article_bytes(lake: Lake) -> None:
+    """A 15-day look-back builds from the key index: < 5 % of the bytes of the article files
+    it stands for, and the same ids as reading the article files themselves."""
+    article_bytes = 0
+    for day in range(10, 26):  # 16 days; the interval being run is on the 25th
+        for hour in (3, 15):
+            m = publish_interval(
+                lake, _interval(day, hour), batches(_news(day, hour, 50), dt=f"2026-11-{day:02d}")
+            )
+            article_bytes += sum(f.bytes for f in m.shards)
+    run = _interval(25, 15)
+    mine = publish_interval(lake, run, batches(_news(25, 15, 50)))
+    article_bytes -= sum(f.bytes for f in mine.shards)
+    counting = CountingLake(lake)
+    ids = seen_ids(counting, days=15, exclude=run, with_urls=True)  # type: ignore[arg-type]
+    assert counting.read < 0.05 * article_bytes, (counting.read, article_bytes)
+    assert all(k.startswith("_index/") for k in counting.gets)
+    assert len(counting.gets) == 31 and f"_index/dt={DT}/{run.id}.parquet" not in counting.gets
+    expected = {
+        article_id(a.page.url) for d in range(10, 26) for h in (3, 15) for a in _news(d, h, 50)
+    }
+    expected -= {article_id(a.page.url) for a in _news(25, 15, 50)}
+    assert ids == expected
+
+    # an older lake without an index: the same ids, from the article files' key columns
+    lake.delete(lake.list("_index/"))
+    assert seen_ids(lake, days=15, exclude=run, with_urls=True) == ids
+    assert seen_ids(lake, days=15, exclude=run) == ids
+
+
+def test_index_follows_its_interval(lake: Lake) -> None:
+    """A rerun replaces the index; an index without article files stands for nothing."""
+    publish_interval(lake, H13, batches(_arts(5)), n_shards=2)
+    publish_interval(lake, H13, batches(_arts(3, "b")))
+    index = pq.read_table(pa.BufferReader(lake.get_bytes(f"_index/dt={DT}/{H13.id}.parquet")))
+    assert sorted(index.column("article_id").to_pylist()) == sorted(
+        article_id(f"https://example.com/b/{i}") for i in range(3)
+    )
+    assert len(seen_ids(lake, days=0, exclude=H14)) == 3
+    lake.delete(lake.list("articles/"))  # articles gone, index left behind
+    assert seen_ids(lake, days=0, exclude=H14) == frozenset()
