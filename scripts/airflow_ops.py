@@ -296,6 +296,9 @@ def summary(stack: AirflowStack, rows: list[tuple[Any, ...]]) -> None:
     lake_flag = stack.extra_env["NEWSETL_LAKE"]
     say(f'Sample query:  .venv/bin/newsetl query --lake {shown(lake_flag)} "{sql}"')
     columns, result = run_query(settings.lake_settings, sql)
+    if not result:
+        say("  (no articles in those days)")
+        return
     say("  " + "\t".join(columns))
     for row in result[:20]:
         say("  " + "\t".join(str(v) for v in row))
