@@ -47,7 +47,7 @@ from airflow_local import (
     subprocess_env,
 )
 from pg_local import Postgres, free_port, port_taken
-from procs import alive, session, spawn, stop, tag_env, tagged
+from procs import alive, session, spawn, started, stop, tag_env, tagged
 
 STATE = ".newsetl-stack.json"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
@@ -159,12 +159,24 @@ class AirflowStack:
         )
 
     def running(self) -> dict[str, bool]:
-        """Each recorded process: still alive (and still leading its session: ours)?"""
-        return {p["name"]: alive(p["pid"]) and session(p["pid"]) == p["pid"] for p in self.pids}
+        """Each recorded process: still alive, and still ours (same start time, leading its
+        session: not a reused PID)?"""
+        return {p["name"]: self._ours(p) for p in self.pids}
+
+    @staticmethod
+    def _ours(p: Mapping[str, Any]) -> bool:
+        pid = p["pid"]
+        same = p.get("start") is None or started(pid) == p["start"]
+        return alive(pid) and session(pid) == pid and same
+
+    def _sessions(self) -> list[int]:
+        """The recorded sessions: of live recorded processes, and of dead ones (their children
+        may live on) unless the PID now belongs to another process."""
+        return [p["pid"] for p in self.pids if self._ours(p) or not alive(p["pid"])]
 
     def processes(self) -> list[int]:
         """Every live process of the stack: recorded, in their sessions, or tagged."""
-        return tagged(self.tag, [p["pid"] for p in self.pids]) if self.tag else []
+        return tagged(self.tag, self._sessions()) if self.tag else []
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -179,12 +191,15 @@ class AirflowStack:
     def add(self, name: str, cmd: Sequence[str], *, sig: int = signal.SIGTERM) -> int:
         """Start one more process of the stack (own session, tagged, logged in logs/NAME.log)."""
         pid = spawn(cmd, env=self.env, log=self.logs / f"{name}.log", cwd=self.home)
-        self.pids.append({"name": name, "pid": pid, "signal": int(sig)})
-        self._save()
+        self._record(name, pid, sig)
         return pid
 
+    def _record(self, name: str, pid: int, sig: int) -> None:
+        self.pids.append({"name": name, "pid": pid, "signal": int(sig), "start": started(pid)})
+        self._save()
+
     def start(
-        self, *, before: Mapping[str, Sequence[str]] | None = None, timeout: float = 300
+        self, *, before: Mapping[str, Sequence[str]] | None = None, timeout: float = 600
     ) -> None:
         """PostgreSQL, the metadata database (migrated once per Airflow version), the
         ``news_http`` pool, the ``before`` processes (name: command; e.g. a site the tasks
@@ -200,10 +215,10 @@ class AirflowStack:
                 raise RuntimeError(f"port {port} on 127.0.0.1 is taken: the UI cannot start")
         self._save()
         try:
-            pid = self.pg.start(self.env, self.logs / "postgres.log")
-            self.pids.append({"name": "postgres", "pid": pid, "signal": int(signal.SIGINT)})
-            self._save()
-            self.pg.create_database("airflow")
+            pg, log = self.pg, self.logs / "postgres.log"
+            self._record("postgres", pg.spawn(self.env, log), signal.SIGINT)  # recorded at once
+            pg.wait_ready(log, timeout)
+            pg.create_database("airflow")
             self.migrate()
             for name, cmd in (before or {}).items():
                 self.add(name, cmd)
@@ -235,7 +250,7 @@ class AirflowStack:
             data: dict[str, Any] = resp.json()
             return data
 
-    def wait_ready(self, timeout: float = 300, dag_id: str = DAG_ID) -> None:
+    def wait_ready(self, timeout: float = 600, dag_id: str = DAG_ID) -> None:
         """The components alive and healthy, ``dag_id`` parsed into the database."""
         deadline = time.monotonic() + timeout
         wanted = [HEALTH[c] for c in self.components if c in HEALTH]
@@ -261,9 +276,11 @@ class AirflowStack:
         whatever still carries the tag; returns what is left (empty: nothing)."""
         if not self.tag:
             return []
+        sessions = set(self._sessions())
+        mine = [p for p in self.pids if p["pid"] in sessions]
         stages = [
-            [(p["pid"], p["signal"]) for p in self.pids if p["name"] != "postgres"],
-            [(p["pid"], p["signal"]) for p in self.pids if p["name"] == "postgres"],
+            [(p["pid"], p["signal"]) for p in mine if p["name"] != "postgres"],
+            [(p["pid"], p["signal"]) for p in mine if p["name"] == "postgres"],
         ]
         left = stop(stages, self.tag)
         if not left:
@@ -273,7 +290,7 @@ class AirflowStack:
 
     # -- talking to it ---------------------------------------------------------------------
 
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """``airflow ARGS`` against this stack; raises with its output when it fails."""
         proc = subprocess.run(
             [bin_path("airflow"), *args],

@@ -148,11 +148,17 @@ class Postgres:
             raise RuntimeError(f"initdb failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
         return True
 
-    def start(self, env: Mapping[str, str], log: Path, *, timeout: float = 120) -> int:
+    def start(self, env: Mapping[str, str], log: Path, *, timeout: float = 600) -> int:
         """initdb when new, then the server (127.0.0.1:port, no Unix socket); returns its PID
         once it accepts connections."""
+        pid = self.spawn(env, log)
+        self.wait_ready(log, timeout)
+        return pid
+
+    def spawn(self, env: Mapping[str, str], log: Path) -> int:
+        """initdb when new, then start the server; returns its PID at once. A server still
+        running on the same data folder makes the new one exit (PostgreSQL's own lock file)."""
         self.initdb(env)
-        (self.data / "postmaster.pid").unlink(missing_ok=True)  # stale: the port is checked
         if port_taken(self.port):
             raise RuntimeError(f"port {self.port} on 127.0.0.1 is taken: PostgreSQL cannot start")
         cmd = [str(bin_dir() / "postgres"), "-D", str(self.data), "-h", "127.0.0.1"]
@@ -160,7 +166,6 @@ class Postgres:
         cmd += ["-c", "synchronous_commit=off"]  # a crash may lose the last commits, never data
         cmd, _ = as_server_user(cmd)
         self.pid = spawn(cmd, env=env, log=log)
-        self.wait_ready(log, timeout)
         return self.pid
 
     def wait_ready(self, log: Path, timeout: float) -> None:

@@ -46,6 +46,14 @@ def has_tag(pid: int, tag: str) -> bool:
     return f"{TAG_VAR}={tag}".encode() in environ.split(b"\0")
 
 
+def started(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot): with the PID, who it is."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def session(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[3])
