@@ -7,11 +7,22 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen --no-sync
 LAKE ?= $(or $(NEWSETL_LAKE),./lake)
 
-.PHONY: help setup run test check bench clean
+AF_HOME ?= airflow_home
+PORT ?= 8080
+SITE_PORT ?= 8765
+OPS = $(RUN) python scripts/airflow_ops.py
+OPS_ARGS = --home $(AF_HOME) --lake $(LAKE) --port $(PORT) --site-port $(SITE_PORT)
+
+.PHONY: help setup run test check bench clean airflow airflow-down backfill
 
 help:
 	@echo "make run    - serve seeds/ on 127.0.0.1, run the news_ingest DAG once through Airflow"
 	@echo "             (airflow_home/, SQLite) for the last complete hour into $(LAKE), summarise"
+	@echo "make airflow            - scheduler + UI on PostgreSQL (127.0.0.1:$(PORT)) with the demo site"
+	@echo "             (127.0.0.1:$(SITE_PORT)); detaches (FG=1: stays, Ctrl-C stops); login printed"
+	@echo "make backfill FROM=T TO=T - backfill news_ingest over those hours (REPROCESS=completed"
+	@echo "             to redo done ones), a line per interval, then the manifests and a query"
+	@echo "make airflow-down       - stop everything make airflow started, by PID"
 	@echo "make test   - lint, type-check and run the test suite"
 	@echo "make check  - ruff (lint + format) and mypy --strict on etl/"
 	@echo "make bench  - quality, speed and memory benchmarks (figures printed)"
@@ -27,6 +38,16 @@ setup: .venv/.synced
 run: setup
 	$(RUN) python scripts/demo.py --lake $(LAKE)
 
+airflow: setup
+	@$(OPS) up $(OPS_ARGS) $(if $(FG),--foreground)
+
+airflow-down: setup
+	@$(OPS) down --home $(AF_HOME)
+
+backfill: setup
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2022-05-14T09:00 TO=2022-05-14T11:00 [REPROCESS=completed]"; exit 2; }
+	@$(OPS) backfill $(OPS_ARGS) --from $(FROM) --to $(TO) $(if $(REPROCESS),--reprocess $(REPROCESS))
+
 check: setup
 	$(RUN) ruff check etl tests bench dags scripts
 	$(RUN) ruff format --check etl tests bench dags scripts
@@ -40,4 +61,5 @@ bench: setup
 		echo "== bench/$$b.py"; $(RUN) python bench/$$b.py || status=1; done; exit $$status
 
 clean:
+	-@test ! -f $(AF_HOME)/.newsetl-stack.json || $(OPS) down --home $(AF_HOME)
 	rm -rf .venv lake airflow_home .pytest_cache .mypy_cache .ruff_cache

@@ -56,20 +56,23 @@ def new_jwt_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def airflow_vars(home: Path, *, jwt_secret: str) -> dict[str, str]:
-    """The Airflow settings of a local run: the Airflow home and its SQLite database, the
-    project's dags folder, no example DAGs, one JWT secret, and Airflow's own network features
-    off (metrics, traces, Sentry, e-mail; the API URLs point at loopback, and ``dags test``
-    runs the execution API in-process anyway)."""
+def airflow_vars(
+    home: Path, *, jwt_secret: str, api_port: int = 8080, database: str | None = None
+) -> dict[str, str]:
+    """The Airflow settings of a local run: the Airflow home and its database (``database``, a
+    SQLAlchemy URI; default SQLite in the home), the project's dags folder, no example DAGs,
+    one JWT secret, and Airflow's own network features off (metrics, traces, Sentry, e-mail;
+    the API URLs point at loopback, and ``dags test`` runs the execution API in-process)."""
     home = Path(home).resolve()
+    base = f"http://127.0.0.1:{api_port}"
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database or f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
-        "AIRFLOW__API__BASE_URL": "http://127.0.0.1:8080",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:8080/execution/",
+        "AIRFLOW__API__BASE_URL": base,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
         "AIRFLOW__METRICS__STATSD_ON": "False",
         "AIRFLOW__METRICS__OTEL_ON": "False",
         "AIRFLOW__TRACES__OTEL_ON": "False",
