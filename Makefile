@@ -54,7 +54,7 @@ check: setup
 	$(RUN) mypy etl
 
 test: check
-	$(RUN) pytest -q
+	$(RUN) pytest -q -n 2 --dist loadfile
 
 bench: setup
 	@status=0; for b in bench_quality bench_extract bench_fetch bench_warc_memory bench_upload bench_airflow bench_lake; do \

@@ -60,6 +60,17 @@ def _task_timeout(default_min: float = 60.0) -> timedelta:
     return timedelta(minutes=minutes if minutes > 0 else default_min)
 
 
+def _retry_delay(default_s: float = 30.0) -> timedelta:
+    """The first retry's delay: ``NEWSETL_RETRY_DELAY_S`` (seconds, default 30; it doubles per
+    retry up to 10 minutes). Read here for the same reason as the task timeout."""
+    raw = os.environ.get("NEWSETL_RETRY_DELAY_S", "")
+    try:
+        seconds = float(raw) if raw.strip() else default_s
+    except ValueError:
+        seconds = default_s
+    return timedelta(seconds=seconds if seconds >= 0 else default_s)
+
+
 def _settings(lake: str | None, sources: str | None) -> Any:
     """Settings for a run; S3 (an s3:// lake, s3:// WARC or URL-list sources) is reached through
     the ``news_lake`` connection when it exists (its endpoint, region and keys), else through the
@@ -176,7 +187,7 @@ def _leased(item: dict[str, Any], fn: Any, *args: Any, last: bool = False) -> An
     default_args={
         "owner": "newsetl",
         "retries": 2,
-        "retry_delay": timedelta(seconds=30),
+        "retry_delay": _retry_delay(),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
         "execution_timeout": _task_timeout(),  # a hung task is killed (then retried)

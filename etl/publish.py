@@ -78,6 +78,7 @@ class Figures:
     with_title: int = 0
     with_date: int = 0
     with_author: int = 0
+    doubtful: int = 0  # rows whose extraction is flagged doubtful (the `extraction` column)
     languages: Counter[str] = field(default_factory=Counter)
     ids: Counter[str] = field(default_factory=Counter)
 
@@ -93,6 +94,9 @@ class Figures:
         self.with_author += sum(1 for a in cols["authors"] if a)
         self.languages.update(lang or "unknown" for lang in cols["language"])
         self.ids.update(str(a) for a in cols["article_id"])
+        if "extraction" in batch.schema.names:
+            ex = batch.column("extraction").to_pylist()
+            self.doubtful += sum(1 for e in ex if e and e.get("doubtful"))
 
     def _share(self, n: int) -> float:
         return round(n / self.rows, 4) if self.rows else 0.0
@@ -110,6 +114,8 @@ class Figures:
             "with_title": self._share(self.with_title),
             "with_date": self._share(self.with_date),
             "with_author": self._share(self.with_author),
+            "doubtful": self.doubtful,
+            "doubtful_share": self._share(self.doubtful),
             "languages": dict(self.languages.most_common()),
             "mean_words": round(self.words / self.rows, 1) if self.rows else 0.0,
             "rule_hits": sum(rule_hits.values()),

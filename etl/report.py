@@ -86,7 +86,7 @@ def _interval_row(m: dict[str, Any]) -> dict[str, Any]:
         "duplicates": int(sum(_num(dedupe.get(k)) for k in ("duplicate_id", "duplicate_content"))),
         "near_duplicates": int(_num(dedupe.get("near_duplicate"))),
         "timings": _dict(extra.get("timings")),
-        "quality": _dict(extra.get("quality")),
+        "quality": _dict(m.get("quality") or extra.get("quality")),
     }
 
 
@@ -96,7 +96,8 @@ SELECT dt, coalesce(source_id, '(none)') AS source, count(*) AS written,
        avg(CASE WHEN coalesce(title, '') <> '' THEN 1 ELSE 0 END) AS title_share,
        avg(CASE WHEN published_at IS NOT NULL THEN 1 ELSE 0 END) AS date_share,
        avg(CASE WHEN len(authors) > 0 THEN 1 ELSE 0 END) AS author_share,
-       count(duplicate_of) AS near_duplicates
+       count(duplicate_of) AS near_duplicates,
+       count(*) FILTER (WHERE extraction.doubtful) AS doubtful
 FROM articles WHERE dt >= $since GROUP BY ALL ORDER BY ALL
 """
 _LANG_SQL = """SELECT coalesce(source_id, '(none)'), coalesce(language, '?'), count(*)
@@ -161,6 +162,7 @@ def build_report(lake_uri: str | LakeSettings, since: str | None = None) -> Repo
             "title_share": row.get("title_share"), "date_share": row.get("date_share"),
             "author_share": row.get("author_share"),
             "near_duplicates": row.get("near_duplicates", 0),
+            "doubtful": row.get("doubtful", 0),
             "bytes_fetched": row.get("bytes_fetched", 0), "failures": row.get("failures", {}),
         })  # fmt: skip
     report.flags = flags(report.days)

@@ -168,6 +168,7 @@ def _describe(bag: Any) -> dict[str, Any]:
             one_xcom = partial.get("multiple_outputs", getattr(t, "multiple_outputs", None))
             tasks[t.task_id] = {
                 "retries": t.retries,
+                "retry_delay_s": t.retry_delay.total_seconds() if t.retry_delay else None,
                 "execution_timeout_s": (
                     t.execution_timeout.total_seconds() if t.execution_timeout else None
                 ),

@@ -116,7 +116,12 @@ def test_transient_failures_are_retried_by_airflow_and_the_interval_completes(
         path.write_text(yaml.safe_dump(sources, sort_keys=False), encoding="utf-8")
         lake = tmp_path / "lake"
         env = airflow_local.subprocess_env(
-            airflow_env, {"NEWSETL_SOURCES": str(path), "NEWSETL_LAKE": str(lake)}
+            airflow_env,
+            {
+                "NEWSETL_SOURCES": str(path),
+                "NEWSETL_LAKE": str(lake),
+                "NEWSETL_RETRY_DELAY_S": "1",  # the retries themselves are what is tested
+            },
         )
         end = datetime(2022, 5, 14, 10, tzinfo=UTC)
         interval = Interval(datetime(2022, 5, 14, 9, tzinfo=UTC), end)

@@ -77,6 +77,7 @@ def probe(airflow_local: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[
         "NEWSETL_SOURCES": str(missing),
         "NEWSETL_LAKE": "s3://nonexistent/x",
         "NEWSETL_TASK_TIMEOUT_MIN": "45",  # the configurable execution_timeout of every task
+        "NEWSETL_RETRY_DELAY_S": "7",  # and the first retry's delay
     }
     env = airflow_local.subprocess_env(variables, extra)
     args = [sys.executable, str(PROBE), str(DAGS), str(control), str(sources), str(tmp / "lake")]
@@ -128,6 +129,7 @@ def test_every_dag_has_tags_docs_and_retries(probe: dict[str, Any]) -> None:
 def test_news_ingest_task_timeout_is_configurable(probe: dict[str, Any]) -> None:
     tasks = probe["dags"]["news_ingest"]["tasks"]
     assert {t["execution_timeout_s"] for t in tasks.values()} == {45 * 60.0}
+    assert {t["retry_delay_s"] for t in tasks.values()} == {7.0}
 
 
 def test_news_ingest_runs_have_one_hour_data_intervals(probe: dict[str, Any]) -> None:

@@ -249,8 +249,12 @@ def test_a_run_failing_the_gate_publishes_nothing_and_quarantines_its_rows(
     assert manifest is not None and manifest["quality"]["articles"] == 2
     assert set(manifest["quality"]) >= {
         "empty_rate", "duplicate_rate", "with_title", "with_date", "with_author", "languages",
-        "mean_words", "rule_hits",
+        "mean_words", "rule_hits", "doubtful", "doubtful_share",
     }  # fmt: skip
+    rows = articles(run)
+    doubtful = sum(1 for r in rows if (r.get("extraction") or {}).get("doubtful"))
+    assert manifest["quality"]["doubtful"] == doubtful
+    assert all(r.get("extraction") for r in rows)  # every row says how its body was chosen
 
     # thresholds come from sources.yaml; the page at one URL changed meanwhile
     data = yaml.safe_load(src.read_text(encoding="utf-8"))
