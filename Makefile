@@ -36,7 +36,7 @@ test: check
 	$(RUN) pytest -q
 
 bench: setup
-	@status=0; for b in bench_quality bench_extract bench_fetch bench_warc_memory bench_upload bench_airflow; do \
+	@status=0; for b in bench_quality bench_extract bench_fetch bench_warc_memory bench_upload bench_airflow bench_load; do \
 		echo "== bench/$$b.py"; $(RUN) python bench/$$b.py || status=1; done; exit $$status
 
 clean:
