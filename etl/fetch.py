@@ -82,7 +82,6 @@ _ACCEPT = {
 _REDIRECTS = (301, 302, 303, 307, 308)
 _RETRY_KINDS = ("connect", "network", "dns", "http-429", "http-5xx")
 _ERROR_BODY_BYTES = 64 * 1024
-_CUT_KINDS = ("timeout", "connect", "network")  # what a request cut by the run deadline gives
 # httpcore's trace event once a request's headers are written ("http11." / "http2." prefix)
 SENT_EVENT = ".send_request_headers.complete"
 
@@ -349,8 +348,10 @@ class Fetcher:
                         sent.append(True)
                         self.gate.started(host)
             except httpx.TimeoutException as exc:
-                if expired() and deadline >= self.run_deadline:
-                    raise FetchTransient(url, "cut by the run deadline", kind="deadline") from None
+                if expired() and deadline >= self.run_deadline:  # (a `timeout`: it was started,
+                    # so it uses a run of its budget: a page slower than any run still ends)
+                    msg = "no complete response before the run deadline"
+                    raise FetchTransient(url, msg, kind="timeout") from None
                 if expired():
                     msg = f"no complete response within {p.total_timeout_s:g} s (deadline)"
                     raise FetchTransient(url, msg, kind="timeout") from None
@@ -409,9 +410,6 @@ class Fetcher:
     ) -> FetchResult | Again:
         """Retry ``job`` later when ``err`` allows it, else finish it with ``err``."""
         p = self.policy
-        if err.transient and err.kind in _CUT_KINDS and time.monotonic() >= self.run_deadline:
-            msg = f"cut by the run deadline ({err.message})"  # pending, not the site's fault
-            err = FetchTransient(err.subject, msg, kind="deadline")
         if err.transient and err.kind in _RETRY_KINDS and job.attempts < job.max_attempts:
             delay = min(p.backoff_max_s, p.backoff_base_s * 2 ** (job.attempts - 1))
             delay = delay / 2 + random.uniform(0, delay / 2)  # jitter
