@@ -76,7 +76,9 @@ def run(fetcher: Fetcher, candidates: Iterable[Candidate]) -> Iterator[FetchResu
                 job = heapq.heappop(delayed)[2]
                 queues.setdefault(job.origin, deque()).appendleft(job)
                 queued += 1
-            wake = min(delayed[0][0] if delayed else math.inf, fetcher.run_deadline)
+            wake = delayed[0][0] if delayed else math.inf
+            if fetcher.run_deadline > now:  # wake up for it (once past, nothing waits for it)
+                wake = min(wake, fetcher.run_deadline)
             for host in list(queues):
                 q = queues[host]
                 robots = fetcher.cached_robots(host)
