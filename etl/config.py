@@ -345,6 +345,10 @@ class FetchOptions(BaseModel):
     # runs (newsetl run invocations, Airflow tries) a URL failing transiently may use before its
     # failure becomes a terminal fetch_log row; until then the interval is incomplete
     max_attempts_across_runs: Annotated[int, Field(ge=1, le=100)] = 3
+    # seconds from the start of a run (a `newsetl run`, an Airflow task) after which no new
+    # request starts and requests in flight are cut: the URLs left are pending (kind
+    # `deadline`), fetched by the next try or run. None: no run-level deadline
+    run_deadline_s: Annotated[float, Field(gt=0)] | None = None
 
 
 class QualityOptions(BaseModel):

@@ -88,6 +88,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
     with workdir("discover") as tmp:
         with WarcArchive(run.interval, Path(tmp)) as archive, run.client() as client:
             fetcher = Fetcher(client, policy, archive=archive, resolver=run.resolver)
+            fetcher.run_deadline = run.deadline  # past it, a listing is pending (`deadline`)
             try:
                 candidates = list(
                     discover(

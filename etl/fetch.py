@@ -82,6 +82,8 @@ _ACCEPT = {
 _REDIRECTS = (301, 302, 303, 307, 308)
 _RETRY_KINDS = ("connect", "network", "dns", "http-429", "http-5xx")
 _ERROR_BODY_BYTES = 64 * 1024
+# httpcore's trace event once a request's headers are written ("http11." / "http2." prefix)
+SENT_EVENT = ".send_request_headers.complete"
 
 
 class Fetcher:
@@ -176,6 +178,18 @@ class Fetcher:
         ua = user_agent or p.user_agent
         return Job(url, source_id, purpose, gap, ua, candidate, max_attempts=tries)
 
+    def job_for(self, candidate: Candidate) -> Job:
+        """The article job of ``candidate``."""
+        c = candidate
+        return self.job(
+            c.url,
+            c.source_id,
+            "article",
+            spacing=c.per_host_delay_s,
+            user_agent=c.user_agent,
+            candidate=c,
+        )
+
     def cached_robots(self, host: str) -> Robots | None:
         return self._robots.get(host)
 
@@ -250,7 +264,7 @@ class Fetcher:
                 try:
                     reply = self._exchange(url, job)
                 finally:
-                    self.gate.release(host)
+                    self.gate.release(host, sent=True)
             except FetchError as exc:
                 return self._fail(job, None, exc, url)
             location = reply.headers.get("location")
@@ -275,7 +289,18 @@ class Fetcher:
             return self.finish(job, reply, err)
 
     def _exchange(self, url: str, job: Job) -> Reply:
-        """Send one GET for ``url`` (the slot is held), read the response within limits, archive."""
+        """Send one GET for ``url`` (the slot is held), read the response within limits, archive.
+
+        The host's gate hears ``started`` exactly once for this slot: when the headers are
+        written (httpcore's trace), else when ``send`` returns, else when the attempt ends."""
+        sent: list[bool] = []
+        try:
+            return self._send(url, job, sent)
+        finally:
+            if not sent:
+                self.gate.started(origin(url))
+
+    def _send(self, url: str, job: Job, sent: list[bool]) -> Reply:
         p = self.policy
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -300,14 +325,33 @@ class Fetcher:
                 netloc = f"{pinned}:{parts.port}" if parts.port else pinned
                 target = urlunsplit(("http", netloc, parts.path or "/", parts.query, ""))
         timeout = httpx.Timeout(p.read_timeout_s, connect=p.connect_timeout_s)
-        request = self.client.build_request("GET", target, headers=headers, timeout=timeout)
+        host = origin(url)
+
+        def trace(event: str, _info: dict[str, object]) -> None:
+            # the host's next slot opens from the moment the request line and headers are
+            # written, not from before connecting: a slow connect must not bring two closer
+            if event.endswith(SENT_EVENT) and not sent:
+                sent.append(True)
+                self.gate.started(host)
+
+        request = self.client.build_request(
+            "GET", target, headers=headers, timeout=timeout, extensions={"trace": trace}
+        )
         at = datetime.now(UTC)
         deadline = min(time.monotonic() + p.total_timeout_s, self.run_deadline)
-        self.gate.started(origin(url))
         with request_deadline(deadline):  # connect, headers and body (etl.deadline)
             try:
-                response = self.client.send(request, stream=True, follow_redirects=False)
+                try:
+                    response = self.client.send(request, stream=True, follow_redirects=False)
+                finally:  # no trace event (another transport, a failed connect): sent by now
+                    if not sent:  # (once sent, the host's next slot may be starting already)
+                        sent.append(True)
+                        self.gate.started(host)
             except httpx.TimeoutException as exc:
+                if expired() and deadline >= self.run_deadline:  # (a `timeout`: it was started,
+                    # so it uses a run of its budget: a page slower than any run still ends)
+                    msg = "no complete response before the run deadline"
+                    raise FetchTransient(url, msg, kind="timeout") from None
                 if expired():
                     msg = f"no complete response within {p.total_timeout_s:g} s (deadline)"
                     raise FetchTransient(url, msg, kind="timeout") from None

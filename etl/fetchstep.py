@@ -149,6 +149,7 @@ def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]
             fetcher = Fetcher(
                 client, FetchPolicy.from_config(run.sources), archive=archive, resolver=run.resolver
             )
+            fetcher.run_deadline = run.deadline
             _remember_robots(fetcher, base_rows, base_bytes)
             for result in fetcher.fetch_all(to_fetch) if to_fetch else ():
                 cand = result.candidate or by_url.get(result.log.url)
@@ -185,7 +186,8 @@ def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]
                 rows.append(row)
                 continue
             p = prior.get(row.url)
-            runs = (p.runs if p else 0) + 1
+            # a URL the run deadline kept from being asked did not use a run of its budget
+            runs = (p.runs if p else 0) + (row.error_class != "deadline")
             if runs >= budget:
                 rows.append(_gave_up(row, runs, p.log_rows() if p else []))
                 continue

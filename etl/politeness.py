@@ -3,14 +3,16 @@
 A host is an origin (``scheme://host[:port]``, see :func:`etl.urls.origin`) — the unit robots.txt
 applies to. :class:`HostGate` is shared by all fetch threads of a run; every HTTP request takes a
 slot first (``try_acquire`` for the dispatcher, ``acquire`` to wait), calls ``started`` at the
-moment it is sent and gives the slot back (``release``) when the response is closed.
+moment its headers are written to the connection (the fetcher hooks httpcore's
+``send_request_headers.complete`` trace event; after ``send`` returns as a fallback) and gives the
+slot back (``release``) when the response is closed.
 
 Spacing is measured between the moments requests are *sent*: after a send at ``t`` the next
-request may be sent from ``t + max(spacing, floor) x 1.02 + 10 ms`` (the floor comes from
-robots.txt ``Crawl-delay``; the margin absorbs the jitter between sending and arriving: a new
-connection reaches the server a few milliseconds later than a reused one). Between taking a
-slot and sending, no other slot of that host is handed out, so a slow start (a thread waking up,
-DNS) cannot bring two requests closer. ``defer`` pushes the next send out (``Retry-After``).
+request may be sent from ``t + max(spacing, floor) x 1.02 + 15 ms`` (the floor comes from
+robots.txt ``Crawl-delay``; the margin absorbs the jitter between sending and the server reading
+the request on a loaded machine). Between taking a slot and sending — connecting included — no
+other slot of that host is handed out, so a slow start (a thread waking up, DNS, a slow connect)
+cannot bring two requests closer. ``defer`` pushes the next send out (``Retry-After``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 __all__ = ["HostGate"]
 
 MARGIN = 1.02
-MARGIN_S = 0.010
+MARGIN_S = 0.015
 
 
 def _with_margin(spacing: float) -> float:
@@ -81,7 +83,8 @@ class HostGate:
                 self._cv.wait(timeout=max(wait, 0.001) if wait is not None else None)
 
     def started(self, host: str) -> None:
-        """The request of the slot just taken for ``host`` is being sent now."""
+        """The request of the slot just taken for ``host`` was sent now (its headers written);
+        a second call for the same slot does nothing."""
         with self._cv:
             h = self._get(host)
             if h.starting:
@@ -90,14 +93,16 @@ class HostGate:
                 h.next_start = max(h.next_start, h.last_sent + h.spacing)
                 self._cv.notify_all()
 
-    def release(self, host: str) -> None:
-        """Give back a slot taken with ``acquire`` or ``try_acquire``."""
+    def release(self, host: str, *, sent: bool = False) -> None:
+        """Give back a slot taken with ``acquire`` or ``try_acquire``; ``sent``: its request
+        was reported ``started`` (the host's next slot may be starting by now: left alone)."""
         with self._cv:
             h = self._get(host)
             if h.in_flight <= 0:
                 raise RuntimeError(f"release without acquire for {host}")
             h.in_flight -= 1
-            h.starting = False  # (if it was never sent)
+            if not sent:  # never sent: it was the slot starting
+                h.starting = False
             self._cv.notify_all()
 
     def defer(self, host: str, seconds: float) -> None:

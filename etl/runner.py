@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import io
 import logging
+import math
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -92,6 +94,8 @@ class Run:
     refetch: bool = False
     resolver: Resolver = system_resolver
     attempt: str = field(default_factory=new_attempt)
+    # time.monotonic() after which no fetch starts (fetch.run_deadline_s from the opening)
+    deadline: float = math.inf
 
     @classmethod
     def open(
@@ -109,6 +113,7 @@ class Run:
             settings = replace(settings, quality=sources.quality.settings())
         if attempt is not None and (not attempt or KEY_UNSAFE.search(attempt)):
             raise ConfigError("attempt", f"not a key-safe attempt id: {attempt!r}")
+        limit = sources.fetch.run_deadline_s
         return cls(
             settings,
             sources,
@@ -116,6 +121,7 @@ class Run:
             open_lake(settings.lake_settings),
             refetch,
             attempt=attempt or new_attempt(),
+            deadline=time.monotonic() + limit if limit is not None else math.inf,
         )
 
     def source(self, source_id: str) -> SourceConfig:

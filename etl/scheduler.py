@@ -7,6 +7,10 @@ work: throughput across many hosts reaches the politeness ceiling. A host's robo
 first (one job), then its URLs are checked against it without using a worker; retries go back to
 the queue with their not-before time (the worker does not sleep). Results stream out as they
 finish. Candidates are pulled lazily, at most ``lookahead`` ahead of the workers.
+
+Once the fetcher's ``run_deadline`` passes, nothing new starts: every candidate not yet started
+(queued, waiting for a retry, or not pulled yet) finishes at once with a transient ``deadline``
+error (the fetch step makes it pending), and the requests in flight are cut by the same deadline.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from etl.errors import FetchTerminal
+from etl.errors import FetchTerminal, FetchTransient
 from etl.fetch import Fetcher, FetchResult
 from etl.fetch_model import Again, Job
 
@@ -52,14 +56,7 @@ def run(fetcher: Fetcher, candidates: Iterable[Candidate]) -> Iterator[FetchResu
                 if candidate is None:
                     exhausted = True
                     break
-                job = fetcher.job(
-                    candidate.url,
-                    candidate.source_id,
-                    "article",
-                    spacing=candidate.per_host_delay_s,
-                    user_agent=candidate.user_agent,
-                    candidate=candidate,
-                )
+                job = fetcher.job_for(candidate)
                 if urlsplit(job.url).scheme not in ("http", "https"):
                     err = FetchTerminal(job.url, "not an http(s) URL", kind="bad-url")
                     yield fetcher.finish(job, error=err)
@@ -67,11 +64,21 @@ def run(fetcher: Fetcher, candidates: Iterable[Candidate]) -> Iterator[FetchResu
                 queues.setdefault(job.origin, deque()).append(job)
                 queued += 1
             now = time.monotonic()
+            if now >= fetcher.run_deadline:  # nothing new starts: the rest becomes pending
+                late = [*(fetcher.job_for(c) for c in source)]
+                late += [job for q in queues.values() for job in q] + [d[2] for d in delayed]
+                exhausted, queued = True, 0
+                queues.clear()
+                delayed.clear()
+                for job in late:
+                    yield fetcher.finish(job, error=_too_late(job))
             while delayed and delayed[0][0] <= now:
                 job = heapq.heappop(delayed)[2]
                 queues.setdefault(job.origin, deque()).appendleft(job)
                 queued += 1
             wake = delayed[0][0] if delayed else math.inf
+            if fetcher.run_deadline > now:  # wake up for it (once past, nothing waits for it)
+                wake = min(wake, fetcher.run_deadline)
             for host in list(queues):
                 q = queues[host]
                 robots = fetcher.cached_robots(host)
@@ -112,6 +119,8 @@ def run(fetcher: Fetcher, candidates: Iterable[Candidate]) -> Iterator[FetchResu
                 outcome = future.result()
                 if isinstance(item, str):
                     robots_pending.discard(item)
+                elif isinstance(outcome, Again) and outcome.at >= fetcher.run_deadline:
+                    yield fetcher.finish(outcome.job, error=_too_late(outcome.job))
                 elif isinstance(outcome, Again):
                     heapq.heappush(delayed, (outcome.at, next(seq), outcome.job))
                 else:
@@ -119,3 +128,9 @@ def run(fetcher: Fetcher, candidates: Iterable[Candidate]) -> Iterator[FetchResu
                     yield outcome
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _too_late(job: Job) -> FetchTransient:
+    """The error of a job the run deadline kept from starting (or from its next attempt)."""
+    what = "its next attempt" if job.attempts else "it"
+    return FetchTransient(job.url, f"run deadline passed before {what} started", kind="deadline")

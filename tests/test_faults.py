@@ -1,5 +1,5 @@
 """Faults with real processes (issue 10): the S3 endpoint killed in the middle of a publish and
-restarted; the disk filling up while a run stages its files.
+restarted; the disk filling up while a run stages its files; a site answering 503 for a minute.
 
 The S3 server is moto in its own process behind :mod:`s3_proxy`, a relay process that SIGKILLs
 itself when the publish sends a chosen request (moto keeps objects in memory, so the relay is
@@ -9,6 +9,7 @@ full disk is a 64 KiB tmpfs mounted for the test (root only; skipped where ``mou
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -21,9 +22,21 @@ from typing import Any
 import pytest
 from article_factory import prose
 from s3_server import free_port
+from sites import Response, Site, SiteRequest
+from test_runner import (
+    HOUR9,
+    article_html,
+    articles,
+    fetch_log,
+    open_run,
+    paragraphs,
+    rss,
+    sources_file,
+)
 
 from etl.lake import open_lake
 from etl.records import Interval
+from etl.runner import run_interval
 from etl.store import read_articles, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,3 +191,76 @@ def test_a_full_scratch_disk_while_a_run_stages_is_a_clear_error(
     [line] = [x for x in out.stderr.splitlines() if x.strip()]
     assert "No space left on device" in line and "nothing was published" in line
     assert not (lake / "_runs").exists() and not (lake / "articles").exists()
+
+
+OUTAGE_S = 60.0  # the site answers 503 (Retry-After: 1) for this long after its first article hit
+
+
+@pytest.mark.slow
+def test_a_site_answering_503_for_a_minute_gets_bounded_retries_then_pending_then_completes(
+    tmp_path: Path, site: Site
+) -> None:
+    """Within a run: max_attempts tries per URL, spaced by Retry-After; then the URLs are pending
+    (the interval incomplete); a rerun during the outage is bounded the same way and asks for the
+    pending URLs alone; a rerun after it completes the interval exactly, with no duplicates."""
+    paths = [f"/news/story-{i}/" for i in range(3)]
+    when = "Sat, 14 May 2022 09:30:00 +0000"
+    down: dict[str, float] = {}
+
+    def route(body: bytes) -> Any:
+        def answer(_req: SiteRequest) -> Response:
+            until = down.setdefault("until", time.monotonic() + OUTAGE_S)
+            if time.monotonic() < until:
+                return Response(503, b"overloaded", {"Retry-After": "1"}, "text/plain")
+            return Response(200, body)
+
+        return answer
+
+    site.routes.update(
+        {
+            "/robots.txt": Response(200, b"User-agent: *\nAllow: /\n", content_type="text/plain"),
+            "/feed.xml": rss(site.base, [(p, when) for p in paths]),
+        }
+    )
+    for i, p in enumerate(paths):
+        site.routes[p] = route(
+            article_html(f"Story {i}", paragraphs(prose(i, 90), prose(50 + i, 90)))
+        )
+    entry = {"id": "gazette", "kind": "rss", "url": site.url("/feed.xml")}
+    src = sources_file(tmp_path, entry, max_attempts=3, max_attempts_across_runs=5)
+    tries = 3
+
+    def hits(since: int) -> dict[str, list[SiteRequest]]:
+        reqs = site.requests()[since:]
+        return {p: [r for r in reqs if r.path == p] for p in paths}
+
+    run = open_run(tmp_path, src)
+    first = run_interval(run)
+    assert time.monotonic() < down["until"]  # (the whole run fell within the outage)
+    assert first["status"] == "incomplete"
+    assert sorted(first["pending"]) == sorted(site.url(p) for p in paths)
+    for p, reqs in hits(0).items():
+        assert len(reqs) == tries, p  # bounded: max_attempts, then pending
+        gaps = [b.arrived - a.arrived for a, b in itertools.pairwise(reqs)]
+        assert all(g >= 0.99 for g in gaps), gaps  # Retry-After honoured
+    assert articles(run) == []
+
+    n = len(site.requests())
+    second = run_interval(open_run(tmp_path, src))  # a rerun while the site is still down
+    if time.monotonic() < down["until"]:
+        assert second["status"] == "incomplete"
+        assert all(len(reqs) == tries for reqs in hits(n).values())
+    assert {r.path for r in site.requests()[n:]} <= set(paths)  # no re-listing, no robots
+
+    time.sleep(max(0.0, down["until"] - time.monotonic()))  # the site recovers
+    n = len(site.requests())
+    third = run_interval(open_run(tmp_path, src))
+    assert [len(reqs) for reqs in hits(n).values()] == [1, 1, 1]  # each pending URL once
+    assert third["status"] == "complete" and third["pending"] == []
+    rows = articles(run)
+    assert sorted(r["url"] for r in rows) == sorted(site.url(p) for p in paths)
+    assert len({r["article_id"] for r in rows}) == len(rows) == 3  # no duplicates
+    log = [r for r in fetch_log(run, HOUR9) if r["purpose"] == "article"]
+    assert sorted((r["url"], r["status"]) for r in log) == sorted((site.url(p), 200) for p in paths)
+    total = sum(len(v) for v in hits(0).values())
+    assert total <= len(paths) * (2 * tries + 1)  # the server saw a bounded number of requests

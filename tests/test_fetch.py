@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import itertools
 import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpcore
 import httpx
 import pytest
 from fetch_helpers import (
@@ -173,6 +176,39 @@ def test_per_host_spacing_and_in_flight_limits_from_the_server_log(make_site: ob
     spans = [(r.arrived, r.ended) for s in sites for r in s.requests()]
     peak = max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans)
     assert peak <= 3
+
+
+class SlowConnects(httpcore.NetworkBackend):
+    """httpcore's sync backend, with every connection after the first taking ``delay_s``."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.inner = httpcore.SyncBackend()
+        self.delay_s = delay_s
+        self.connects = 0
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        self.connects += 1
+        if self.connects > 1:
+            time.sleep(self.delay_s)
+        return self.inner.connect_tcp(*args, **kwargs)
+
+
+def test_spacing_counts_from_when_a_request_is_sent_not_from_before_it_connects(
+    site: Site,
+) -> None:
+    """A request slow to connect must not land after the next one (old code: the host's clock
+    started before connecting, so a reused connection overtook a new one: gaps of ~10 ms)."""
+    for i in range(5):  # each answer outlasts the spacing: the next request needs a new connection
+        site.routes[f"/p{i}"] = Response(200, HTML, delay_s=0.08)
+    transport = httpx.HTTPTransport()
+    backend = SlowConnects(0.1)
+    transport._pool._network_backend = backend
+    with httpx.Client(transport=transport, trust_env=False) as client:
+        fetcher = Fetcher(client, policy(per_host_concurrency=2, max_concurrency=2))
+        results = list(fetcher.fetch_all([cand(site.url(f"/p{i}"), delay=0.05) for i in range(5)]))
+    assert all(r.page is not None for r in results)
+    assert backend.connects >= 2  # a second connection was opened (slowly) meanwhile
+    assert site.min_gap() >= 0.05, [(r.path, r.arrived) for r in site.requests()]
 
 
 # -- retries ----------------------------------------------------------------------------------
@@ -449,10 +485,10 @@ def test_host_gate_limits_in_flight_and_spaces_sends() -> None:
     assert gate.try_acquire("h", 1.0)
     assert not gate.try_acquire("h", 1.0)  # the first request is not sent yet
     gate.started("h")
-    assert not gate.try_acquire("h", 1.0)  # spacing: 1 s (x1.02 + 10 ms) from the send
-    clock.now += 1.02
+    assert not gate.try_acquire("h", 1.0)  # spacing: 1 s (x1.02 + 15 ms) from the send
+    clock.now += 1.03
     assert not gate.try_acquire("h", 1.0)
-    clock.now += 0.011
+    clock.now += 0.006
     assert gate.try_acquire("h", 1.0)
     gate.started("h")
     clock.now += 5
@@ -474,6 +510,20 @@ def test_host_gate_limits_in_flight_and_spaces_sends() -> None:
     assert gate.ready_at("other") >= clock.now + 30.0
     with pytest.raises(RuntimeError):
         gate.release("nobody")
+
+
+def test_a_finished_request_does_not_end_the_start_of_the_next() -> None:
+    """Old code: releasing a sent slot cleared the host's "starting" state of another slot
+    still connecting, so a third request could be sent before the second."""
+    clock = FakeClock()
+    gate = HostGate(per_host=2, clock=clock)
+    assert gate.try_acquire("h", 0.0)
+    gate.started("h")
+    assert gate.try_acquire("h", 0.0)  # the second slot: connecting, not sent yet
+    gate.release("h", sent=True)  # the first answer is done
+    assert not gate.try_acquire("h", 0.0)  # still waiting for the second one to be sent
+    gate.started("h")
+    assert gate.try_acquire("h", 0.0)
 
 
 def test_validators_survive_a_json_round_trip() -> None:

@@ -88,9 +88,10 @@ def test_a_run_level_deadline_bounds_every_request() -> None:
 
     with DripServer(slow_headers(), interval_s=0.1, fast=NO_ROBOTS) as srv, http_client() as client:
         fetcher = Fetcher(client, policy(total_timeout_s=600.0, max_attempts=1))
-        fetcher.run_deadline = time.monotonic() + 1.0  # what a run deadline will set
+        fetcher.run_deadline = time.monotonic() + 1.0  # what fetch.run_deadline_s sets
         res = fetcher.fetch_document(srv.base + "/a", source_id=None, purpose="feed")
-    assert res.error is not None and res.error.kind == "timeout"
+    assert res.error is not None and res.error.kind == "timeout" and res.error.transient
+    assert "run deadline" in res.error.message
 
 
 def test_newsetl_run_against_a_header_dripping_server_finishes(tmp_path: Path) -> None:

@@ -16,15 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from article_factory import prose
 from sites import Response, Site, SiteRequest
 from test_runner import (
     FERRY,
     HOUR9,
     LIBRARY,
+    article_html,
     articles,
     fetch_log,
     html,
     open_run,
+    paragraphs,
     record_at,
     rss,
     sources_file,
@@ -261,3 +264,58 @@ def test_an_unreadable_raw_index_fails_its_source_only_and_refetch_rebuilds_it(
 
     out = run_interval(open_run(tmp_path, src, refetch=True))
     assert out["failed_sources"] == [] and out["articles"] == 2
+
+
+def test_a_run_deadline_leaves_the_urls_not_fetched_pending_and_a_rerun_fetches_only_them(
+    tmp_path: Path, site: Site
+) -> None:
+    """fetch.run_deadline_s: after it no request starts; the URLs left are pending (``deadline``,
+    not counted against their budget), never dropped, and the rerun asks for them alone."""
+    paths = [f"/news/story-{i}/" for i in range(8)]
+    site.routes.update(
+        {
+            "/robots.txt": Response(200, b"User-agent: *\nAllow: /\n", content_type="text/plain"),
+            "/feed.xml": rss(site.base, [(p, WHEN) for p in paths]),
+        }
+    )
+    for i, p in enumerate(paths):  # a slow site: 0.4 s per page, one at a time
+        body = article_html(f"Story {i}", paragraphs(prose(i, 80), prose(100 + i, 80)))
+        site.routes[p] = Response(200, body, content_type="text/html", delay_s=0.4)
+    entry = {"id": "gazette", "kind": "rss", "url": site.url("/feed.xml")}
+    fetch = {"max_concurrency": 1, "per_host_concurrency": 1, "max_attempts_across_runs": 2}
+    short = sources_file(tmp_path, entry, run_deadline_s=1.0, **fetch)
+
+    run = open_run(tmp_path, short)
+    out = run_interval(run)  # 8 x 0.4 s cannot fit in 1 s
+
+    assert out["status"] == "incomplete"
+    pending = set(out["pending"])
+    asked = {r.path for r in site.requests() if r.path in paths}
+    assert pending and len(asked) < len(paths)
+    assert pending >= {site.url(p) for p in paths if p not in asked}  # never dropped
+    manifest = read_manifest(run.lake, HOUR9)
+    assert manifest is not None
+    kinds = {p["url"]: p["error_class"] for p in manifest["pending"]}
+    unasked = [site.url(p) for p in paths if p not in asked]
+    assert unasked and all(kinds[u] == "deadline" for u in unasked)
+    # a URL the deadline kept from being asked has not used a run of its budget; one cut in
+    # flight has (a `timeout`: a page slower than any run deadline still ends)
+    assert all(p["runs"] == 0 for p in manifest["pending"] if p["error_class"] == "deadline")
+    cut = [p for p in manifest["pending"] if p["error_class"] != "deadline"]
+    assert all((p["error_class"], p["runs"]) == ("timeout", 1) for p in cut), cut
+    by_url = {r["url"]: r for r in fetch_log(run)}
+    assert all(by_url[u]["error_class"] == "deadline" for u in unasked)  # a row meanwhile
+
+    n = len(site.requests())
+    roomy = sources_file(tmp_path, entry, **fetch)
+    out = run_interval(open_run(tmp_path, roomy))
+
+    again = asked_since(site, n)
+    assert sorted(again) == sorted(p for p in paths if site.url(p) in pending)  # only those
+    assert out["status"] == "complete" and out["pending"] == []
+    assert sorted(r["url"] for r in articles(run)) == sorted(site.url(p) for p in paths)
+    rows = [r for r in fetch_log(run) if r["purpose"] == "article"]
+    assert sorted((r["url"], r["status"]) for r in rows) == sorted(
+        (site.url(p), 200) for p in paths
+    )  # every URL ends with one row
+    check_archive(run)
