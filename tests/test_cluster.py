@@ -13,8 +13,12 @@ hung scheduler from hanging CI.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import signal
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -86,6 +90,11 @@ def cluster(
         "NEWSETL_LAKE": LAKE,
         # only backfill runs: no scheduled run of the current hour sneaks in
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        # a killed worker's running tasks are found within a minute (default 5 min), and what
+        # it had taken from the queue but not started is queued again after 3 (default 10)
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
     }
     c = Cluster(tmp_path_factory.mktemp("cluster_home"), api_port=free_port(), extra_env=extra)
     try:
@@ -124,8 +133,15 @@ def lake_figures(settings: LakeSettings | str) -> tuple[list[str], dict[int, int
     return [r[0] for r in rows], counts
 
 
+@pytest.fixture(scope="module")
+def reference(
+    airflow_local: Any, sources_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[str], dict[int, int]]:
+    """The figures of one ``newsetl run`` per hour into a fresh local lake."""
+    return lake_figures(str(reference_lake(tmp_path_factory.mktemp("ref"), sources_file)))
+
+
 def reference_lake(tmp: Path, sources: Path) -> Path:
-    """One ``newsetl run`` per hour into a fresh local lake."""
     import airflow_local
 
     lake = tmp / "reference-lake"
@@ -142,11 +158,9 @@ def reference_lake(tmp: Path, sources: Path) -> Path:
 def test_backfill_spreads_over_both_workers_and_equals_newsetl_run(
     cluster: Any,
     backfill: list[tuple[Any, ...]],
-    site: Site,
-    sources_file: Path,
-    tmp_path: Path,
+    reference: tuple[list[str], dict[int, int]],
 ) -> None:
-    from cluster import SETTINGS, lake_connection
+    from cluster import SETTINGS
 
     assert [(r[1], r[2]) for r in backfill] == [("success", at(h, 0)) for h in HOURS]
 
@@ -165,13 +179,86 @@ def test_backfill_spreads_over_both_workers_and_equals_newsetl_run(
     assert set(hosts) == workers, f"task instances per worker: {dict(hosts)}"
     assert all(hosts[w] >= 2 for w in workers), dict(hosts)
 
-    # The lake on the S3 server (read through the news_lake connection the tasks used) ...
-    s3 = lake_settings_from_airflow_conn(
-        lake_connection(cluster.s3), cluster.extra_env["NEWSETL_LAKE"]
-    )
-    ids, counts = lake_figures(s3)
-    # ... equals one `newsetl run` per hour into a fresh lake.
-    ref_ids, ref_counts = lake_figures(str(reference_lake(tmp_path, sources_file)))
+    # The lake on the S3 server equals one `newsetl run` per hour into a fresh lake.
+    assert_lake_equals(cluster, reference)
+
+
+def s3_lake(cluster: Any) -> LakeSettings:
+    """The cluster's lake, read through the news_lake connection its tasks use."""
+    from cluster import lake_connection
+
+    conn = lake_connection(cluster.s3)
+    return lake_settings_from_airflow_conn(conn, cluster.extra_env["NEWSETL_LAKE"])
+
+
+def assert_lake_equals(cluster: Any, reference: tuple[list[str], dict[int, int]]) -> None:
+    ids, counts = lake_figures(s3_lake(cluster))
+    ref_ids, ref_counts = reference
     assert len(ids) == len(set(ids)) == len(SIX_HOURS)  # every story once, no duplicate
     assert sorted(ids) == sorted(ref_ids)
     assert counts == ref_counts == dict.fromkeys(HOURS, 2)
+
+
+def kill_session(leader: int) -> list[int]:
+    """SIGKILL a worker and every process of its session or below it (a machine dying)."""
+    from procs import descendants, session
+
+    every = (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+    pids = {leader} | descendants([leader]) | {p for p in every if session(p) == leader}
+    for pid in sorted(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return sorted(pids)
+
+
+def test_a_worker_killed_mid_task_has_its_task_retried_on_the_other(
+    cluster: Any,
+    backfill: list[tuple[Any, ...]],
+    reference: tuple[list[str], dict[int, int]],
+) -> None:
+    """Reprocess two hours (a replay of their raw archives); SIGKILL the worker running a task
+    as soon as one runs: the task is retried on the other worker, and the lake stays exact."""
+    (last,) = cluster.query("SELECT max(id) FROM backfill")[0]
+    start, end = at(HOURS[0], 0), at(HOURS[1], 0)
+    cluster.cli(
+        "backfill", "create", "--dag-id", DAG_ID, "--from-date", start.isoformat(),
+        "--to-date", end.isoformat(), "--reprocess-behavior", "completed",
+    )  # fmt: skip
+    (backfill_id,) = cluster.query("SELECT max(id) FROM backfill")[0]
+    assert backfill_id > last
+    running = (
+        "SELECT ti.run_id, ti.task_id, ti.map_index, ti.hostname FROM task_instance ti"
+        " JOIN dag_run r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id"
+        " WHERE r.backfill_id = %s AND ti.state = 'running' AND ti.hostname <> ''"
+    )
+    while not (rows := cluster.query(running, backfill_id)):
+        time.sleep(0.2)
+    victim = rows[0][3]
+    (leader,) = [p["pid"] for p in cluster.pids if p["name"] == victim]
+    kill_session(leader)
+    killed = {r[:3] for r in cluster.query(running, backfill_id) if r[3] == victim}
+    assert killed, "the task finished before its worker was killed"
+    (survivor,) = set(cluster.workers()) - {victim}
+
+    while True:  # the backfill's runs end (a killed worker is no error here)
+        states = [r[0] for r in cluster.query(
+            "SELECT state FROM dag_run WHERE backfill_id = %s", backfill_id
+        )]  # fmt: skip
+        if len(states) == 2 and all(s in ("success", "failed") for s in states):
+            break
+        time.sleep(1)
+    assert states == ["success", "success"], f"logs in {cluster.logs}"
+    for run_id, task_id, index in killed:
+        ((state, tries, host),) = cluster.query(
+            "SELECT state, try_number, hostname FROM task_instance WHERE dag_id = %s"
+            " AND run_id = %s AND task_id = %s AND map_index = %s",
+            DAG_ID, run_id, task_id, index,
+        )  # fmt: skip
+        assert (state, host) == ("success", survivor) and tries >= 2, (task_id, tries, host)
+        before = cluster.query(
+            "SELECT hostname FROM task_instance_history WHERE dag_id = %s AND run_id = %s"
+            " AND task_id = %s AND map_index = %s AND try_number < %s",
+            DAG_ID, run_id, task_id, index, tries,
+        )  # fmt: skip
+        assert (victim,) in before
+    assert_lake_equals(cluster, reference)
