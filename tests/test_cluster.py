@@ -90,9 +90,9 @@ def cluster(
         "NEWSETL_LAKE": LAKE,
         # only backfill runs: no scheduled run of the current hour sneaks in
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-        # a killed worker's running tasks are found within a minute (default 5 min), and what
+        # a killed worker's running tasks are found within 30 s (default 5 min), and what
         # it had taken from the queue but not started is queued again after 3 (default 10)
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
     }
@@ -216,10 +216,10 @@ def test_a_worker_killed_mid_task_has_its_task_retried_on_the_other(
     backfill: list[tuple[Any, ...]],
     reference: tuple[list[str], dict[int, int]],
 ) -> None:
-    """Reprocess two hours (a replay of their raw archives); SIGKILL the worker running a task
+    """Reprocess one hour (a replay of its raw archive); SIGKILL the worker running a task
     as soon as one runs: the task is retried on the other worker, and the lake stays exact."""
     (last,) = cluster.query("SELECT max(id) FROM backfill")[0]
-    start, end = at(HOURS[0], 0), at(HOURS[1], 0)
+    start = end = at(HOURS[0], 0)
     cluster.cli(
         "backfill", "create", "--dag-id", DAG_ID, "--from-date", start.isoformat(),
         "--to-date", end.isoformat(), "--reprocess-behavior", "completed",
@@ -244,10 +244,10 @@ def test_a_worker_killed_mid_task_has_its_task_retried_on_the_other(
         states = [r[0] for r in cluster.query(
             "SELECT state FROM dag_run WHERE backfill_id = %s", backfill_id
         )]  # fmt: skip
-        if len(states) == 2 and all(s in ("success", "failed") for s in states):
+        if states and all(s in ("success", "failed") for s in states):
             break
         time.sleep(1)
-    assert states == ["success", "success"], f"logs in {cluster.logs}"
+    assert states == ["success"], f"logs in {cluster.logs}"
     for run_id, task_id, index in killed:
         ((state, tries, host),) = cluster.query(
             "SELECT state, try_number, hostname FROM task_instance WHERE dag_id = %s"
