@@ -6,6 +6,8 @@ news site (tests/backfill_site.py's stories on 2024-03-05 10:xx-12:xx, and a fol
 three hours later: two articles an hour); the task instances' ``hostname`` (each worker names
 itself, scripts/worker_name.py) must show both workers, and the lake must equal the one that one
 ``newsetl run`` per hour writes into a fresh lake: the same ``article_id`` set, the same counts.
+Then one hour is reprocessed and the worker running one of its tasks is SIGKILLed with its whole
+session: the task is retried on the other worker and the lake is still exact.
 
 Airflow runs only in subprocesses. No upper bound on time; the module's timeout only keeps a
 hung scheduler from hanging CI.
