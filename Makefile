@@ -13,7 +13,7 @@ SITE_PORT ?= 8765
 OPS = $(RUN) python scripts/airflow_ops.py
 OPS_ARGS = --home $(AF_HOME) --lake $(LAKE) --port $(PORT) --site-port $(SITE_PORT)
 
-.PHONY: help setup run test check bench clean airflow airflow-down backfill
+.PHONY: help setup run test check bench clean airflow airflow-down backfill cluster cluster-down
 
 help:
 	@echo "make run    - serve seeds/ on 127.0.0.1, run the news_ingest DAG once through Airflow"
@@ -23,6 +23,9 @@ help:
 	@echo "make backfill FROM=T TO=T - backfill news_ingest over those hours (REPROCESS=completed"
 	@echo "             to redo done ones), a line per interval, then the manifests and a query"
 	@echo "make airflow-down       - stop everything make airflow started, by PID"
+	@echo "make cluster           - CeleryExecutor Airflow: PostgreSQL, Valkey broker, S3 server (lake),"
+	@echo "             api-server (127.0.0.1:$(PORT)), scheduler, dag-processor, 2 Celery workers"
+	@echo "make cluster-down       - stop everything make cluster started, by PID"
 	@echo "make test   - lint, type-check and run the test suite"
 	@echo "make check  - ruff (lint + format) and mypy --strict on etl/"
 	@echo "make bench  - quality, speed and memory benchmarks (figures printed)"
@@ -48,6 +51,14 @@ backfill: setup
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2022-05-14T09:00 TO=2022-05-14T11:00 [REPROCESS=completed]"; exit 2; }
 	@$(OPS) backfill $(OPS_ARGS) --from $(FROM) --to $(TO) $(if $(REPROCESS),--reprocess $(REPROCESS))
 
+CLUSTER_HOME ?= cluster_home
+
+cluster: setup
+	@$(RUN) python scripts/cluster.py up --home $(CLUSTER_HOME) --port $(PORT) --site-port $(SITE_PORT)
+
+cluster-down: setup
+	@$(RUN) python scripts/cluster.py down --home $(CLUSTER_HOME)
+
 check: setup
 	$(RUN) ruff check etl tests bench dags scripts
 	$(RUN) ruff format --check etl tests bench dags scripts
@@ -62,4 +73,5 @@ bench: setup
 
 clean:
 	-@test ! -f $(AF_HOME)/.newsetl-stack.json || $(OPS) down --home $(AF_HOME)
-	rm -rf .venv lake airflow_home .pytest_cache .mypy_cache .ruff_cache
+	-@test ! -f $(CLUSTER_HOME)/.newsetl-stack.json || $(RUN) python scripts/cluster.py down --home $(CLUSTER_HOME)
+	rm -rf .venv lake airflow_home $(CLUSTER_HOME) .pytest_cache .mypy_cache .ruff_cache

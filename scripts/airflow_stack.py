@@ -188,9 +188,18 @@ class AirflowStack:
 
     # -- start / stop ----------------------------------------------------------------------
 
-    def add(self, name: str, cmd: Sequence[str], *, sig: int = signal.SIGTERM) -> int:
-        """Start one more process of the stack (own session, tagged, logged in logs/NAME.log)."""
-        pid = spawn(cmd, env=self.env, log=self.logs / f"{name}.log", cwd=self.home)
+    def add(
+        self,
+        name: str,
+        cmd: Sequence[str],
+        *,
+        sig: int = signal.SIGTERM,
+        env: Mapping[str, str] | None = None,
+    ) -> int:
+        """Start one more process of the stack (own session, tagged, logged in logs/NAME.log);
+        ``env``: variables of this process alone, over the stack's."""
+        environ = {**self.env, **(env or {})}
+        pid = spawn(cmd, env=environ, log=self.logs / f"{name}.log", cwd=self.home)
         self._record(name, pid, sig)
         return pid
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -227,7 +228,7 @@ _SITEMAP_ENTRY = """\
 """
 
 
-def build_site(root: Path) -> None:
+def build_site(root: Path, stories: Sequence[Story] = STORIES) -> None:
     """Write the site: robots.txt, a Google News sitemap and one page per story."""
     from html import escape
 
@@ -236,7 +237,7 @@ def build_site(root: Path) -> None:
         "User-agent: *\nDisallow: /search/\n\nSitemap: {{BASE}}/news-sitemap.xml\n"
     )
     entries = []
-    for s in STORIES:
+    for s in stories:
         published = s.published.isoformat()
         ld = json.dumps(
             {

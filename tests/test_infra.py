@@ -26,6 +26,7 @@ AIRFLOW_SERVICES = {
     "airflow-scheduler": "scheduler",
     "airflow-dag-processor": "dag-processor",
     "airflow-triggerer": "triggerer",
+    "airflow-worker": "celery worker",
 }
 LAKE = "s3://news-lake/prod"
 
@@ -86,6 +87,7 @@ def test_compose_services_and_images(services: dict[str, Any]) -> None:
         *AIRFLOW_SERVICES,
         "airflow-init",
         "postgres",
+        "redis",
         "minio",
         "minio-init",
     }
@@ -97,6 +99,7 @@ def test_compose_services_and_images(services: dict[str, Any]) -> None:
         }
     assert interpolate(services["airflow-init"]["image"]) == AIRFLOW_IMAGE
     assert services["postgres"]["image"] == "postgres:16"
+    assert interpolate(services["redis"]["image"]).startswith("valkey/valkey:8")
     assert interpolate(services["minio"]["image"]).startswith("minio/minio:RELEASE.")
     assert interpolate(services["minio-init"]["image"]).startswith("minio/mc:RELEASE.")
     assert services["minio-init"]["depends_on"]["minio"] == {"condition": "service_healthy"}
@@ -110,7 +113,7 @@ def test_compose_airflow_environment(services: dict[str, Any]) -> None:
     first = next(iter(envs.values()))
     for name, env in envs.items():
         assert env == first, f"{name} must share the common Airflow environment"
-    assert first["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert first["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert len(first["AIRFLOW__API_AUTH__JWT_SECRET"]) >= 16
     assert first["NEWSETL_LAKE"] == LAKE
     assert first["NEWSETL_SOURCES"].startswith("/opt/newsetl/")
@@ -196,6 +199,84 @@ def test_helm_values_lake_connection_and_secrets(values: dict[str, Any]) -> None
     jwt = values["jwtSecretName"]
     assert f"secret generic {jwt} --from-literal=jwt-secret=" in readme
     assert "news_http" in (INFRA / "helm" / "values.yaml").read_text(encoding="utf-8")
+
+
+# --- the settings `make cluster` runs (scripts/cluster.py SETTINGS, tests/test_cluster.py) ---
+
+
+@pytest.fixture(scope="module")
+def cluster_settings() -> dict[str, Any]:
+    import sys
+
+    scripts = str(ROOT / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    from cluster import SETTINGS
+
+    settings: dict[str, Any] = SETTINGS
+    return settings
+
+
+def test_compose_carries_the_cluster_settings(
+    services: dict[str, Any], cluster_settings: dict[str, Any]
+) -> None:
+    s = cluster_settings
+    env = _env(services["airflow-worker"])
+    assert env[s["executor_var"]] == s["executor"]
+    broker = urlsplit(env[s["broker_var"]])
+    assert broker.scheme == s["broker_scheme"] and broker.hostname == "redis"
+    assert services["airflow-worker"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    backend = env[s["result_backend_var"]]
+    assert backend.startswith(s["result_backend_scheme"] + "+") or backend.startswith(
+        s["result_backend_scheme"] + ":"
+    )
+    # the result backend is the metadata database (as in the cluster)
+    assert backend.split("://", 1)[1] == env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split("://")[1]
+    assert int(env[s["worker_concurrency_var"]]) == s["worker_concurrency"]
+    conn = json.loads(env[s["connection_var"]])
+    assert conn["conn_type"] == s["connection_type"]
+    assert conn["extra"]["config_kwargs"]["s3"]["addressing_style"] == s["addressing_style"]
+    assert s["connection_var"] == "AIRFLOW_CONN_" + s["connection"].upper()
+    script = _script(services["airflow-init"])
+    assert f"airflow connections add {s['connection']} " in script
+    assert f"airflow pools set {s['pool']} " in script
+
+
+def test_helm_values_carry_the_cluster_settings(
+    values: dict[str, Any], cluster_settings: dict[str, Any]
+) -> None:
+    s = cluster_settings
+    assert values["executor"] == s["executor"]
+    assert values["redis"]["enabled"] is True  # the chart's broker: redis://
+    assert values["workers"]["replicas"] >= s["workers"]
+    assert values["config"]["celery"]["worker_concurrency"] == s["worker_concurrency"]
+    assert [e["envName"] for e in values["secret"]] == [s["connection_var"]]
+    text = (INFRA / "helm" / "values.yaml").read_text(encoding="utf-8")
+    for name in (s["broker_var"], s["result_backend_var"], s["result_backend_scheme"]):
+        assert name in text
+    assert f"airflow pools set {s['pool']} " in text
+
+
+def test_the_cluster_harness_uses_its_settings(
+    cluster_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    """What the harness puts in every process's environment is SETTINGS (no process starts)."""
+    from airflow_local import POOL
+    from cluster import Cluster
+
+    s = cluster_settings
+    env = Cluster(tmp_path, meta={"redis_port": 6390, "s3": "http://127.0.0.1:9"}).env
+    assert env[s["executor_var"]] == s["executor"]
+    assert env[s["broker_var"]] == f"{s['broker_scheme']}://127.0.0.1:6390/0"
+    backend = env[s["result_backend_var"]]
+    assert backend.startswith(s["result_backend_scheme"] + "+psycopg2://")
+    assert backend.split("://")[1] == env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split("://")[1]
+    assert env[s["worker_concurrency_var"]] == str(s["worker_concurrency"])
+    conn = json.loads(env[s["connection_var"]])
+    settings = lake_settings_from_airflow_conn(conn, "s3://news-lake/cluster")
+    assert conn["conn_type"] == s["connection_type"] and settings.is_s3 and settings.path_style
+    assert settings.endpoint_url == env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9"
+    assert s["pool"] == POOL  # the pool the harness creates (AirflowStack.migrate)
 
 
 def test_readme_says_the_files_are_not_exercised_here() -> None:
