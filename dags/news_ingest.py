@@ -47,28 +47,28 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 ARTICLES = Asset(name="news_articles", uri="newsetl://lake/articles")
 
 
-def _task_timeout(default_min: float = 60.0) -> timedelta:
-    """Every task's ``execution_timeout``: ``NEWSETL_TASK_TIMEOUT_MIN`` (minutes, default 60).
+def _env_number(name: str, default: float, *, minimum: float) -> float:
+    """A number from the environment (``default`` when unset, unparsable or below ``minimum``).
 
     Read here rather than through etl.config because the DAG must not import etl at parse time;
     a bad value falls back to the default rather than breaking the DAG's import."""
-    raw = os.environ.get("NEWSETL_TASK_TIMEOUT_MIN", "")
+    raw = os.environ.get(name, "")
     try:
-        minutes = float(raw) if raw.strip() else default_min
+        value = float(raw) if raw.strip() else default
     except ValueError:
-        minutes = default_min
-    return timedelta(minutes=minutes if minutes > 0 else default_min)
+        return default
+    return value if value >= minimum else default
 
 
-def _retry_delay(default_s: float = 30.0) -> timedelta:
+def _task_timeout() -> timedelta:
+    """Every task's ``execution_timeout``: ``NEWSETL_TASK_TIMEOUT_MIN`` (minutes, default 60)."""
+    return timedelta(minutes=_env_number("NEWSETL_TASK_TIMEOUT_MIN", 60.0, minimum=1e-9))
+
+
+def _retry_delay() -> timedelta:
     """The first retry's delay: ``NEWSETL_RETRY_DELAY_S`` (seconds, default 30; it doubles per
-    retry up to 10 minutes). Read here for the same reason as the task timeout."""
-    raw = os.environ.get("NEWSETL_RETRY_DELAY_S", "")
-    try:
-        seconds = float(raw) if raw.strip() else default_s
-    except ValueError:
-        seconds = default_s
-    return timedelta(seconds=seconds if seconds >= 0 else default_s)
+    retry up to 10 minutes)."""
+    return timedelta(seconds=_env_number("NEWSETL_RETRY_DELAY_S", 30.0, minimum=0.0))
 
 
 def _settings(lake: str | None, sources: str | None) -> Any:

@@ -310,11 +310,7 @@ def compact(
     from etl.compact import compact_day
     from etl.store import open_lake
 
-    try:
-        date.fromisoformat(day)
-    except ValueError:
-        err.print(f"[red]--day {escape(day)}: not a date (YYYY-MM-DD)")
-        raise typer.Exit(2) from None
+    _check_day(day, "--day")
     settings = load_settings(lake=lake)
     try:
         result = compact_day(open_lake(settings.lake_settings), day)
@@ -370,11 +366,7 @@ def report(
     from etl.report import build_report
 
     if since is not None:
-        try:
-            date.fromisoformat(since)
-        except ValueError:
-            err.print(f"[red]--since {escape(since)}: not a date (YYYY-MM-DD)")
-            raise typer.Exit(2) from None
+        _check_day(since, "--since")
     settings = load_settings(lake=lake)
     try:
         rep = build_report(settings.lake_settings, since)
@@ -563,6 +555,15 @@ def run(
 def _os_error(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc} (local scratch space: $TMPDIR; nothing was published)"
+
+
+def _check_day(value: str, flag: str) -> None:
+    """A YYYY-MM-DD option, or exit 2 naming it."""
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        err.print(f"[red]{flag} {escape(value)}: not a date (YYYY-MM-DD)")
+        raise typer.Exit(2) from None
 
 
 def _interval(start: str | None, end: str | None) -> Interval:

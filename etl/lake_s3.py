@@ -305,20 +305,14 @@ class S3Lake:
             raise err from exc
 
     def put_if_absent(self, key: str, data: bytes) -> str | None:
-        resp = self._conditional(
-            key,
-            "conditional put",
-            lambda: self.client.put_object(
-                Bucket=self.bucket,
-                Key=self._key(key),
-                Body=data,
-                IfNoneMatch="*",
-                ChecksumAlgorithm=CHECKSUM,
-            ),
-        )
-        return None if resp is None else str(resp["ETag"])
+        return self._put_conditional(key, data, IfNoneMatch="*")
 
     def put_if_match(self, key: str, data: bytes, tag: str) -> str | None:
+        return self._put_conditional(key, data, IfMatch=tag)
+
+    def _put_conditional(self, key: str, data: bytes, **condition: str) -> str | None:
+        """PUT ``data`` if ``condition`` (``IfNoneMatch`` / ``IfMatch``) holds: its new ETag,
+        or None when the condition failed."""
         resp = self._conditional(
             key,
             "conditional put",
@@ -326,8 +320,8 @@ class S3Lake:
                 Bucket=self.bucket,
                 Key=self._key(key),
                 Body=data,
-                IfMatch=tag,
                 ChecksumAlgorithm=CHECKSUM,
+                **condition,  # type: ignore[arg-type]
             ),
         )
         return None if resp is None else str(resp["ETag"])
