@@ -43,9 +43,9 @@ from article_factory import batches, make_article
 from s3_server import AWS_TEST_ENV, AWS_UNSET, CREDENTIALS, REGION, MotoServer, no_proxy
 
 from etl.config import LakeSettings
-from etl.lake import Lake, open_lake
+from etl.lake.local import Lake, open_lake
+from etl.lake.store import publish_interval
 from etl.records import Interval
-from etl.store import publish_interval
 
 MiB = 1024 * 1024
 INTERVAL = Interval(datetime(2026, 11, 25, 13, tzinfo=UTC), datetime(2026, 11, 25, 14, tzinfo=UTC))

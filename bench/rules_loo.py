@@ -24,8 +24,8 @@ CORPUS = Path(os.environ.get("NEWSETL_CORPUS", ROOT.parent / "shared" / "corpus"
 
 
 def main(argv: list[str]) -> int:
+    from etl.article.evalcorpus import pages_of, score_corpus
     from etl.config import load_settings
-    from etl.evalcorpus import pages_of, score_corpus
 
     both = not ({"--prune", "--boilerplate"} & set(argv))
     settings = load_settings(env={})

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from etl.article.process import Failure, LocalPage, find_pages, process_pages
 from etl.config import load_settings
 from etl.errors import EtlError
-from etl.pipeline import Failure, LocalPage, find_pages, process_pages
 from etl.records import Article, Interval
 
 log = logging.getLogger("etl.cli")
@@ -70,7 +70,7 @@ def _jsonable(value: Any) -> Any:
 
 def article_json(article: Article) -> dict[str, Any]:
     """The JSON object `newsetl extract` prints for an article: ``id`` then the row fields."""
-    from etl.normalize import article_row
+    from etl.article.normalize import article_row
 
     rules = article.cleaned.rules_version
     row = article_row(article, dt=None, rules_version=rules, strict=False)
@@ -163,8 +163,8 @@ def evaluate_cmd(
     workers: WorkersOpt = None,
 ) -> None:
     """Precision / recall / F1 of newsetl on a corpus (the benchmark's shingle metric)."""
-    from etl.evalcorpus import classified, pages_of, score_corpus
-    from etl.evaluate import evaluate, load_truth
+    from etl.article.evalcorpus import classified, pages_of, score_corpus
+    from etl.article.evaluate import evaluate, load_truth
 
     if not (corpus / "ground-truth.json").is_file():
         err.print(f"[red]{corpus}: no ground-truth.json here")
@@ -257,8 +257,8 @@ def query(
     ] = None,
 ) -> None:
     """Run DuckDB SQL over the lake's Parquet, lazily (dt pruning, column and filter pushdown)."""
-    from etl.query import query_batches
-    from etl.query_output import FORMATS, write_parquet, write_text
+    from etl.lake.query import query_batches
+    from etl.lake.query_output import FORMATS, write_parquet, write_text
 
     if fmt is None:
         fmt = "table" if output is None and sys.stdout.isatty() else "tsv"
@@ -307,8 +307,8 @@ def compact(
     lake: LakeOpt = None,
 ) -> None:
     """Merge a day's hourly article files into a few sorted files; link near-duplicates."""
-    from etl.compact import compact_day
-    from etl.store import open_lake
+    from etl.lake.compact import compact_day
+    from etl.lake.store import open_lake
 
     _check_day(day, "--day")
     settings = load_settings(lake=lake)
@@ -341,7 +341,7 @@ def ddl(
     table: Annotated[str, typer.Option(help="articles or fetch_log.")] = "articles",
 ) -> None:
     """Print the table definition (or Polars snippet) for an engine, from schemas/."""
-    from etl.ddl import render
+    from etl.lake.ddl import render
 
     settings = load_settings(lake=location)
     try:
@@ -363,7 +363,7 @@ def report(
     ] = None,
 ) -> None:
     """Run figures per day and source from the manifests and the fetch_log; flags drops."""
-    from etl.report import build_report
+    from etl.report.figures import build_report
 
     if since is not None:
         _check_day(since, "--since")
@@ -388,7 +388,7 @@ def report(
             markup=False,
         )
     if html_file is not None:
-        from etl.report_html import render_html
+        from etl.report.html import render_html
 
         try:
             html_file.write_text(render_html(rep), encoding="utf-8")
@@ -436,8 +436,8 @@ def ingest(
     workers: WorkersOpt = None,
 ) -> None:
     """Run the article core on saved pages and publish them as one lake interval."""
-    from etl.pipeline import ingest as run_ingest
-    from etl.store import open_lake
+    from etl.article.process import ingest as run_ingest
+    from etl.lake.store import open_lake
 
     settings = load_settings(lake=lake, workers=workers)
     interval = _interval(start, end)
@@ -496,7 +496,7 @@ def run(
     after transient failures: run it again to fetch just those) or a source failed; 2 an error
     stopped the run before anything was published (bad configuration, the quality gate...).
     """
-    from etl.runner import Run, plan, run_interval
+    from etl.runner.interval import Run, plan, run_interval
 
     interval = _interval(start, end)
     try:  # errors name the file, source, URL or key: print them, no traceback

@@ -91,9 +91,9 @@ class Extracted:
     canonical_url: str | None = None
     captions: tuple[str, ...] = ()
     encoding: str | None = None
-    decode_errors: int = 0  # invalid bytes replaced while decoding (etl.charset)
+    decode_errors: int = 0  # invalid bytes replaced while decoding (etl.article.charset)
     pruned: tuple[Removed, ...] = ()  # blocks the prune rules took out (only when explaining)
-    extraction: Extraction | None = None  # the body candidate chosen (etl.cascade)
+    extraction: Extraction | None = None  # the body candidate chosen (etl.article.cascade)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import httpx
 from warcio.archiveiterator import ArchiveIterator
 
-from etl.fetch import Fetcher, FetchPolicy, FetchResult
-from etl.sources import Candidate
+from etl.discover.documents import Candidate
+from etl.fetch.fetcher import Fetcher, FetchPolicy, FetchResult
 from etl.urls import article_id, canonicalize
 
 

@@ -14,9 +14,9 @@ from dataclasses import replace
 from datetime import datetime
 
 from etl.config import load_settings
-from etl.lake import LocalLake
+from etl.lake.local import LocalLake
 from etl.records import Interval
-from etl.runner import (
+from etl.runner.interval import (
     Run,
     discover_step,
     fetch_step,

@@ -15,8 +15,8 @@ from typer.testing import CliRunner, Result
 
 from etl.cli import app
 from etl.devsite import DevSite
+from etl.lake.store import open_lake, read_articles, read_manifest
 from etl.records import Interval
-from etl.store import open_lake, read_articles, read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds" / "site"

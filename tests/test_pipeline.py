@@ -1,4 +1,4 @@
-"""etl.pipeline: process_page / process_pages (in-process and in a worker pool) and ingest."""
+"""etl.article.process: process_page / process_pages (in-process, in a worker pool), ingest."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from etl.config import Settings
-from etl.errors import ExtractError
-from etl.normalize import article_id
-from etl.pipeline import (
+from etl.article.normalize import article_id
+from etl.article.process import (
     Failure,
     find_pages,
     ingest,
@@ -25,8 +23,10 @@ from etl.pipeline import (
     process_pages,
     read_page,
 )
+from etl.config import Settings
+from etl.errors import ExtractError
+from etl.lake.store import LocalLake, read_articles, read_manifest
 from etl.records import Article, Interval, Page
-from etl.store import LocalLake, read_articles, read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "seeds" / "site"
@@ -195,16 +195,16 @@ def test_failures_name_the_file_and_cause_while_the_others_go_on(
 def test_unexpected_exception_on_one_page_is_a_failure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import etl.pipeline
+    import etl.article.process
 
-    real = etl.pipeline.extract
+    real = etl.article.process.extract
 
     def flaky(page: Page, settings: object) -> object:
         if page.id == "boom":
             raise RuntimeError("parser exploded")
         return real(page, SETTINGS.extract)
 
-    monkeypatch.setattr(etl.pipeline, "extract", flaky)
+    monkeypatch.setattr(etl.article.process, "extract", flaky)
     pages = [seed_page(SEEDS[0]), replace(seed_page(SEEDS[1]), id="boom", url=None)]
     results = list(process_pages(pages, SETTINGS))
     assert isinstance(results[0], Article)

@@ -18,12 +18,12 @@ from article_factory import make_article
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from etl.charset import decode_page
-from etl.clean import clean
+from etl.article.charset import decode_page
+from etl.article.clean import clean
+from etl.article.normalize import normalize
+from etl.article.process import Failure, process_pages, rules_for
 from etl.config import Settings
 from etl.errors import ExtractError
-from etl.normalize import normalize
-from etl.pipeline import Failure, process_pages, rules_for
 from etl.records import Article, Page
 from etl.schema import article_schema
 

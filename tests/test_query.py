@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.config import LakeSettings
-from etl.lake import Lake, open_lake
-from etl.query import query_batches, run_query
+from etl.lake.local import Lake, open_lake
+from etl.lake.query import query_batches, run_query
+from etl.lake.store import publish_interval
 from etl.records import Interval
 from etl.schema import article_schema
-from etl.store import publish_interval
 
 
 def _interval(day: int, hour: int) -> Interval:

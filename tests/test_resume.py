@@ -33,11 +33,11 @@ from test_runner import (
     sources_file,
 )
 
+from etl.discover.warc import raw_key
 from etl.errors import EtlError
-from etl.rawzone import read_index
-from etl.runner import discover_step, fetch_step, raise_if_incomplete, run_interval
-from etl.store import read_manifest
-from etl.warc import raw_key
+from etl.lake.store import read_manifest
+from etl.runner.interval import discover_step, fetch_step, raise_if_incomplete, run_interval
+from etl.runner.rawzone import read_index
 
 WHEN = "Sat, 14 May 2022 09:30:00 +0000"
 FERRY_PATH, LIBRARY_PATH = "/news/ferry-returns/", "/news/library-hours/"

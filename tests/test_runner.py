@@ -29,10 +29,11 @@ from warcio.warcwriter import WARCWriter
 
 from etl.config import QualitySettings, Settings
 from etl.devsite import DevSite
+from etl.discover.warc import raw_key, read_record
 from etl.errors import EtlError, QualityError
-from etl.rawzone import read_index
+from etl.lake.store import read_articles, read_manifest
 from etl.records import Interval
-from etl.runner import (
+from etl.runner.interval import (
     Run,
     discover_step,
     fetch_step,
@@ -42,8 +43,7 @@ from etl.runner import (
     run_interval,
     validate_step,
 )
-from etl.store import read_articles, read_manifest
-from etl.warc import raw_key, read_record
+from etl.runner.rawzone import read_index
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds" / "site"

@@ -24,12 +24,12 @@ from sites import Response, Site
 from etl.config import LakeSettings, LeaseSettings, Settings
 from etl.devsite import DevSite
 from etl.errors import LeaseError
-from etl.lake import Lake
-from etl.lease import Lease, interval_lease_key
+from etl.lake.lease import Lease, interval_lease_key
+from etl.lake.local import Lake
+from etl.lake.store import read_articles, read_manifest, read_table, write_table
 from etl.records import Interval
-from etl.runner import Run, discover_step, run_interval
+from etl.runner.interval import Run, discover_step, run_interval
 from etl.schema import fetch_log_schema
-from etl.store import read_articles, read_manifest, read_table, write_table
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds" / "site"

@@ -25,13 +25,11 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from lake_helpers import RecordingLake
 from s3_server import CREDENTIALS, REGION, free_port
 
+from etl.article.normalize import article_id
 from etl.config import LakeSettings, load_settings
 from etl.errors import StoreError
-from etl.lake_s3 import S3Lake, _store_error
-from etl.normalize import article_id
-from etl.records import Interval
-from etl.schema import article_schema, fetch_log_schema
-from etl.store import (
+from etl.lake.s3 import S3Lake, _store_error
+from etl.lake.store import (
     Lake,
     LocalLake,
     open_lake,
@@ -41,6 +39,8 @@ from etl.store import (
     seen_ids,
     shard_of,
 )
+from etl.records import Interval
+from etl.schema import article_schema, fetch_log_schema
 
 H13 = Interval(datetime(2026, 11, 25, 13, tzinfo=UTC), datetime(2026, 11, 25, 14, tzinfo=UTC))
 H14 = Interval(datetime(2026, 11, 25, 14, tzinfo=UTC), datetime(2026, 11, 25, 15, tzinfo=UTC))
@@ -293,7 +293,7 @@ def test_rerun_with_other_shard_counts_is_idempotent(lake: Lake) -> None:
 
 
 def test_manifest_extra_can_be_computed_after_the_stream(lake: Lake) -> None:
-    from etl.dedupe import dedupe
+    from etl.article.dedupe import dedupe
 
     arts = _arts(4)
     run = dedupe(batches([*arts, arts[0]]))
@@ -643,7 +643,7 @@ def test_local_delete_removes_folders_left_empty(tmp_path: Path) -> None:
     assert (tmp_path / "lake").is_dir()
 
 
-# --- the key index (etl.keyindex) ------------------------------------------------------------
+# --- the key index (etl.lake.keyindex) ------------------------------------------------------------
 
 
 class CountingLake(RecordingLake):
