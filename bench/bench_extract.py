@@ -29,13 +29,13 @@ if not CORPUS.is_dir() and "NEWSETL_CORPUS" not in os.environ:  # a worktree und
 
 
 def load_pages() -> list[tuple[str, bytes]]:
-    from etl.article.evaluate import corpus_pages
+    from etl.article import corpus_pages
 
     return list(corpus_pages(CORPUS))
 
 
 def run_ours(pages, workers: int) -> float:
-    from etl.article.process import process_pages
+    from etl.article import process_pages
     from etl.cli import json_line
     from etl.config import load_settings
     from etl.records import Page

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from sites import Response, Site
 
-from etl.discover.documents import Candidate
-from etl.fetch.fetcher import Fetcher, FetchPolicy
+from etl.fetch import Fetcher, FetchPolicy
+from etl.records import Candidate
 from etl.urls import article_id, canonicalize
 
 

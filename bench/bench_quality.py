@@ -24,8 +24,7 @@ if not CORPUS.is_dir() and "NEWSETL_CORPUS" not in os.environ:  # a worktree und
 def main() -> int:
     import trafilatura
 
-    from etl.article.evalcorpus import classified, pages_of, score_corpus
-    from etl.article.evaluate import evaluate, load_truth
+    from etl.article import classified, evaluate, load_truth, pages_of, score_corpus
     from etl.config import load_settings
 
     truth = load_truth(CORPUS)

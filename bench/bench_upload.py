@@ -42,9 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from article_factory import batches, make_article
 from s3_server import AWS_TEST_ENV, AWS_UNSET, CREDENTIALS, REGION, MotoServer, no_proxy
 
-from etl.config import LakeSettings
-from etl.lake.local import Lake, open_lake
-from etl.lake.store import publish_interval
+from etl.lake import Lake, LakeSettings, open_lake, publish_interval
 from etl.records import Interval
 
 MiB = 1024 * 1024

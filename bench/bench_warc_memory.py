@@ -25,7 +25,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from etl.config import SourceConfig
-from etl.discover.warc import read_warc
+from etl.discover import read_warc
 from etl.records import Interval
 
 START = datetime(2026, 1, 5, 10, tzinfo=UTC)

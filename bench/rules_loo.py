@@ -24,7 +24,7 @@ CORPUS = Path(os.environ.get("NEWSETL_CORPUS", ROOT.parent / "shared" / "corpus"
 
 
 def main(argv: list[str]) -> int:
-    from etl.article.evalcorpus import pages_of, score_corpus
+    from etl.article import pages_of, score_corpus
     from etl.config import load_settings
 
     both = not ({"--prune", "--boilerplate"} & set(argv))

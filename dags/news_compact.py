@@ -35,7 +35,7 @@ def _lake(lake: str | None) -> Any:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from etl.config import load_settings
-    from etl.lake.settings import CONN_ID
+    from etl.lake import CONN_ID
 
     settings = load_settings(lake=lake)
     if not settings.lake_settings.is_s3:
@@ -78,8 +78,7 @@ def news_compact() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from etl.errors import EtlError
-        from etl.lake.compact import compact_day
-        from etl.lake.local import open_lake
+        from etl.lake import compact_day, open_lake
 
         params = context.get("params") or {}
         day = params.get("day")

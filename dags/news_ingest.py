@@ -79,7 +79,7 @@ def _settings(lake: str | None, sources: str | None) -> Any:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from etl.config import load_settings
-    from etl.lake.settings import CONN_ID
+    from etl.lake import CONN_ID
 
     settings = load_settings(lake=lake, sources=sources)
     try:
@@ -95,7 +95,7 @@ def _run(item: dict[str, Any]) -> Any:
     from datetime import datetime
 
     from etl.records import Interval
-    from etl.runner.interval import Run
+    from etl.runner import Run
 
     settings = _step(_settings, item["lake"], item["sources"])
     interval = Interval(datetime.fromisoformat(item["start"]), datetime.fromisoformat(item["end"]))
@@ -115,7 +115,7 @@ def _tries_left(context: dict[str, Any]) -> bool:
 def _retry_unless_last(result: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Raise a transient error for what ``result`` left pending while retries remain (Airflow
     retries the task); on the last try return it, so the others are published all the same."""
-    from etl.runner.interval import raise_if_incomplete
+    from etl.runner import raise_if_incomplete
 
     if _tries_left(context):
         raise_if_incomplete(result)
@@ -152,7 +152,7 @@ def _leased(item: dict[str, Any], fn: Any, *args: Any, last: bool = False) -> An
     it after success or a terminal failure (a transient one keeps it for the retry)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from etl.lake.lease import interval_lease, new_holder
+    from etl.lake import interval_lease, new_holder
 
     run = _run(item)
     holder = item.get("holder") or new_holder("airflow")
@@ -202,9 +202,10 @@ def news_ingest() -> None:
     @task
     def plan(**context: Any) -> list[dict[str, Any]]:
         """Resolve the interval and configuration, validate sources.yaml: one item per source."""
+        from etl.lake import new_attempt
         from etl.records import Interval
-        from etl.runner.interval import Run, new_attempt
-        from etl.runner.interval import plan as plan_sources
+        from etl.runner import Run
+        from etl.runner import plan as plan_sources
 
         params = context.get("params") or {}
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
@@ -231,14 +232,14 @@ def news_ingest() -> None:
     # multiple_outputs=False: a task returning a dict pushes one XCom, not one more per key.
     @task(multiple_outputs=False)
     def discover(item: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from etl.runner.interval import discover_step
+        from etl.runner import discover_step
 
         found = {**item, **_leased(item, discover_step, item["source"])}
         return _retry_unless_last(found, context)
 
     @task(pool="news_http", multiple_outputs=False)
     def fetch(item: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from etl.runner.interval import fetch_step
+        from etl.runner import fetch_step
 
         fetched = {**item, **_leased(item, fetch_step, item)}
         if fetched.get("mode") == "failed":  # discover used its retries: record, go on
@@ -247,13 +248,13 @@ def news_ingest() -> None:
 
     @task(multiple_outputs=False)
     def process(item: dict[str, Any]) -> dict[str, Any]:
-        from etl.runner.interval import process_step
+        from etl.runner import process_step
 
         return {**item, **_leased(item, process_step, item)}
 
     @task(multiple_outputs=False)
     def publish(items: list[dict[str, Any]]) -> dict[str, Any]:
-        from etl.runner.interval import publish_step
+        from etl.runner import publish_step
 
         items = list(items[:])  # one slice request for the mapped results, not one per item
         return {**items[0], **_leased(items[0], publish_step, items, last=True)}
@@ -262,7 +263,7 @@ def news_ingest() -> None:
     def validate(published: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from etl.runner.interval import validate_step
+        from etl.runner import validate_step
 
         figures = dict(_step(validate_step, _run(published)))
         if figures.get("status") == "incomplete":

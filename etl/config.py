@@ -31,16 +31,15 @@ from pydantic import (
 )
 
 from etl.errors import ConfigError
-from etl.lake.lease import LeaseSettings
-from etl.lake.settings import (
+from etl.lake import (
     DEFAULT_LAKE,
     LakeSettings,
+    LeaseSettings,
     lake_settings_from_airflow_conn,
     lake_settings_from_env,
 )
 
-__all__ = [  # the lake settings live in etl.lake.settings; this is where callers import them
-    "DEFAULT_LAKE",
+__all__ = [  # the lake's own settings (LakeSettings, LeaseSettings) are etl.lake's
     "DEFAULT_MAX_BYTES",
     "DEFAULT_USER_AGENT",
     "PACKAGE_DIR",
@@ -48,16 +47,12 @@ __all__ = [  # the lake settings live in etl.lake.settings; this is where caller
     "CleanSettings",
     "ExtractSettings",
     "FetchOptions",
-    "LakeSettings",
-    "LeaseSettings",
     "QualityOptions",
     "QualitySettings",
     "Settings",
     "SourceConfig",
     "SourceKind",
     "SourcesFile",
-    "lake_settings_from_airflow_conn",
-    "lake_settings_from_env",
     "load_settings",
     "load_sources",
 ]

@@ -262,9 +262,7 @@ def backfill(stack: AirflowStack, start: datetime, end: datetime, reprocess: str
 def summary(stack: AirflowStack, rows: list[tuple[Any, ...]]) -> None:
     """Each interval's manifest (articles, failures, mode per source), then a sample query."""
     from etl.config import load_settings
-    from etl.lake.local import open_lake
-    from etl.lake.query import run_query
-    from etl.lake.store import read_manifest
+    from etl.lake import open_lake, read_manifest, run_query
     from etl.records import Interval
 
     settings = load_settings(stack.env)

@@ -17,9 +17,9 @@ import pytest
 from lxml.html import fromstring
 
 from etl.article.candidates import coverage, guard_prune, jsonld_body, live_text
-from etl.article.evaluate import score_page
-from etl.article.extract import load_prune_rules
-from etl.article.normalize import article_row
+from etl.article.evaluation import score_page
+from etl.article.extraction import load_prune_rules
+from etl.article.normalization import article_row
 from etl.article.process import process_page
 from etl.config import Settings
 from etl.errors import ExtractError

@@ -15,7 +15,8 @@ from typer.testing import CliRunner, Result
 
 from etl.cli import app
 from etl.devsite import DevSite
-from etl.lake.store import open_lake, read_articles, read_manifest
+from etl.lake.opener import open_lake
+from etl.lake.store import read_articles, read_manifest
 from etl.records import Interval
 
 ROOT = Path(__file__).resolve().parent.parent

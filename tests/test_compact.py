@@ -16,15 +16,16 @@ from article_factory import batches, make_article, prose
 from s3_server import CREDENTIALS, REGION
 from typer.testing import CliRunner
 
-from etl.article.dedupe import dedupe
-from etl.article.normalize import hamming
+from etl.article.deduplication import dedupe
+from etl.article.normalization import hamming
 from etl.cli import app
-from etl.config import LakeSettings
 from etl.errors import StoreError
+from etl.lake.base import Lake
 from etl.lake.compact import compact_day, link_near_duplicates
 from etl.lake.dayview import pointer_key, visible_article_keys
-from etl.lake.local import Lake, open_lake
+from etl.lake.opener import open_lake
 from etl.lake.query import run_query
+from etl.lake.settings import LakeSettings
 from etl.lake.store import publish_interval, read_articles, seen_ids
 from etl.records import Interval
 from etl.schema import article_schema

@@ -21,11 +21,12 @@ from s3_server import CREDENTIALS, REGION
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.config import LakeSettings
 from etl.errors import ConfigError
+from etl.lake.base import Lake
 from etl.lake.ddl import render
-from etl.lake.local import Lake, open_lake
+from etl.lake.opener import open_lake
 from etl.lake.query import run_query
+from etl.lake.settings import LakeSettings
 from etl.lake.store import publish_interval
 from etl.records import Interval
 from etl.schema import article_schema

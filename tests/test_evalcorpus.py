@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from etl.article.evalcorpus import CorpusResult, PageResult, classify
-from etl.article.evaluate import PageScore, aggregate
+from etl.article.evaluation import PageScore, aggregate
 from etl.records import Page
 
 LIVE = Path(__file__).parent / "cases" / "pages" / "cascade" / "live_blog.html"

@@ -1,4 +1,4 @@
-"""etl.article.extract: a page's bytes → article text, metadata (dates, captions, prune rules)."""
+"""etl.article.extraction: page bytes → article text, metadata (dates, captions, prune rules)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from etl.article.extract import PruneRules, extract, load_prune_rules
+from etl.article.extraction import PruneRules, extract, load_prune_rules
 from etl.config import ExtractSettings
 from etl.errors import ConfigError, ExtractError
 from etl.records import Page
@@ -382,7 +382,7 @@ def test_short_text_takes_the_language_hint() -> None:
 def test_explain_prune_names_the_rule_and_the_outermost_block_only() -> None:
     from lxml.html import fromstring
 
-    from etl.article.extract import explain_prune
+    from etl.article.extraction import explain_prune
 
     tree = fromstring(
         "<html><body><article><p>Body text stays.</p></article>"

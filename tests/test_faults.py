@@ -34,7 +34,7 @@ from test_runner import (
     sources_file,
 )
 
-from etl.lake.local import open_lake
+from etl.lake.opener import open_lake
 from etl.lake.store import read_articles, read_manifest
 from etl.records import Interval
 from etl.runner.interval import run_interval

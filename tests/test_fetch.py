@@ -23,20 +23,13 @@ from fetch_helpers import (
 )
 from sites import Response, Site, SiteRequest, zeros
 
-from etl.discover.documents import Candidate
-from etl.discover.warc import WarcArchive
 from etl.errors import FetchTerminal, FetchTransient
-from etl.fetch.fetcher import (
-    Fetcher,
-    FetchPolicy,
-    Validators,
-    fetch_all,
-    validators_from_json,
-    validators_to_json,
-)
+from etl.fetch.archive import WarcArchive
+from etl.fetch.fetcher import Fetcher, fetch_all
+from etl.fetch.models import FetchPolicy, Validators, validators_from_json, validators_to_json
 from etl.fetch.netguard import check, is_public
 from etl.fetch.politeness import HostGate
-from etl.records import Interval
+from etl.records import Candidate, Interval
 from etl.urls import article_id
 
 HTML = b"<html><head><title>A story</title></head><body><p>Text.</p></body></html>"

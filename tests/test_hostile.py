@@ -25,13 +25,13 @@ from fetch_helpers import policy
 from typer.testing import CliRunner
 
 from etl import workdir as workdir_mod
-from etl.article.process import Failure, process_page, process_pages, read_page
+from etl.article.process import process_page, process_pages, read_page
 from etl.cli import app
 from etl.config import Settings, load_settings, load_sources
 from etl.errors import ConfigError, ExtractError
 from etl.fetch.deadline import http_client
 from etl.fetch.fetcher import Fetcher
-from etl.records import Page
+from etl.records import Failure, Page
 
 ROOT = Path(__file__).resolve().parents[1]
 UA = "newsetl-test/0.1 (+https://example.org/newsetl-tests)"
@@ -350,7 +350,7 @@ def test_query_on_a_missing_lake_warns(tmp_path: Path) -> None:
 
 
 def test_newsetl_workers_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import etl.cli
+    import etl.article
 
     seen: list[int] = []
 
@@ -359,7 +359,7 @@ def test_newsetl_workers_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return iter(())
 
     (tmp_path / "p.html").write_bytes(ARTICLE)
-    monkeypatch.setattr(etl.cli, "process_pages", spy)
+    monkeypatch.setattr(etl.article, "process_pages", spy)  # the command imports it
     monkeypatch.setenv("NEWSETL_WORKERS", "3")
     CliRunner().invoke(app, ["extract", str(tmp_path / "p.html")])
     CliRunner().invoke(app, ["extract", "--workers", "2", str(tmp_path / "p.html")])

@@ -20,20 +20,22 @@ from typing import Any
 import pytest
 from s3_server import CREDENTIALS, REGION
 
-from etl.config import LakeSettings, load_settings
+from etl.config import load_settings
 from etl.errors import ConfigError, LeaseError, StoreError
+from etl.lake.base import Lake, update_json_object
 from etl.lake.lease import (
     PUBLISH_LEASE_KEY,
     Lease,
     LeaseInfo,
-    LeaseSettings,
     clean_interval_staging,
     clean_old_staging,
     interval_lease,
     interval_lease_key,
     publish_lease,
 )
-from etl.lake.local import Lake, LocalLake, open_lake, update_json_object
+from etl.lake.local import LocalLake
+from etl.lake.opener import open_lake
+from etl.lake.settings import LakeSettings, LeaseSettings
 
 IID = "20261125T1300Z-20261125T1400Z"
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from article_factory import DT, batches, make_article, prose
 
-from etl.article.normalize import (
+from etl.article.normalization import (
     article_id,
     article_row,
     content_hash,

@@ -13,20 +13,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from etl.article.normalize import article_id
-from etl.article.process import (
-    Failure,
-    find_pages,
-    ingest,
-    page_id,
-    process_page,
-    process_pages,
-    read_page,
-)
+from etl.article.normalization import article_id
+from etl.article.process import find_pages, page_id, process_page, process_pages, read_page
 from etl.config import Settings
 from etl.errors import ExtractError
-from etl.lake.store import LocalLake, read_articles, read_manifest
-from etl.records import Article, Interval, Page
+from etl.lake.local import LocalLake
+from etl.lake.store import read_articles, read_manifest
+from etl.records import Article, Failure, Interval, Page
+from etl.runner.ingestion import ingest
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "seeds" / "site"

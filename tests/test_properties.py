@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from etl.article.charset import decode_page
-from etl.article.clean import clean
-from etl.article.normalize import normalize
-from etl.article.process import Failure, process_pages, rules_for
+from etl.article.cleaning import clean
+from etl.article.normalization import normalize
+from etl.article.process import process_pages, rules_for
 from etl.config import Settings
 from etl.errors import ExtractError
-from etl.records import Article, Page
+from etl.records import Article, Failure, Page
 from etl.schema import article_schema
 
 settings.register_profile(

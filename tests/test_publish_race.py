@@ -24,12 +24,14 @@ import yaml
 from article_factory import DT, batches, make_article
 from s3_server import CREDENTIALS, REGION
 
-from etl.config import LakeSettings, Settings, load_sources
+from etl.config import Settings, load_sources
 from etl.lake import store
-from etl.lake.local import open_lake
+from etl.lake.opener import open_lake
+from etl.lake.settings import LakeSettings
 from etl.lake.store import read_articles, read_manifest, write_table
 from etl.records import Interval
-from etl.runner.interval import Run, publish_step
+from etl.runner.publish import publish_step
+from etl.runner.run import Run
 
 SHARED, OWN, INTERVALS, ROUNDS = 7, 2, 4, 3
 
@@ -145,8 +147,8 @@ def test_four_intervals_publishing_at_once_keep_each_article_once(
 
 
 def test_recheck_drops_rows_published_meanwhile_and_counts_them(tmp_path: Path) -> None:
-    from etl.article.dedupe import dedupe
-    from etl.lake.lease import LeaseSettings
+    from etl.article.deduplication import dedupe
+    from etl.lake.settings import LeaseSettings
     from etl.lake.store import SeenRecheck, publish_interval
 
     lake = open_lake(str(tmp_path / "lake"))

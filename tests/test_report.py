@@ -14,7 +14,7 @@ from article_factory import batches, make_article, prose
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.lake.local import open_lake
+from etl.lake.opener import open_lake
 from etl.lake.store import publish_interval
 from etl.records import Interval
 from etl.report.figures import build_report, flags

@@ -32,9 +32,9 @@ from test_runner import (
     sources_file,
 )
 
-from etl.discover.warc import raw_key
 from etl.errors import QualityError
-from etl.lake.publish import quarantine_prefix
+from etl.lake.layout import raw_key
+from etl.lake.publishing import quarantine_prefix
 from etl.lake.store import read_manifest, write_table
 from etl.runner.interval import run_interval
 from etl.runner.rawzone import read_index

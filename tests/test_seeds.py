@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from etl.article.normalize import article_row
+from etl.article.normalization import article_row
 from etl.article.process import process_page
 from etl.config import Settings
 from etl.records import Article, Page

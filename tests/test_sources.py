@@ -14,12 +14,13 @@ from fetch_helpers import policy
 from sites import Response, Site, SiteRequest, serve_directory
 
 from etl.config import SourceConfig, SourcesFile, load_sources
-from etl.discover.documents import Candidate, discover
-from etl.discover.listings import parse_feed, parse_sitemap, parse_url_list, parse_w3c_date
-from etl.discover.warc import WarcArchive, raw_loader
+from etl.discover.documents import discover
+from etl.discover.listings import parse_feed, parse_sitemap, parse_url_list
 from etl.errors import ConfigError, SourceError
-from etl.fetch.fetcher import Fetcher, FetchPolicy, Validators
-from etl.records import Interval
+from etl.fetch.archive import WarcArchive, raw_loader
+from etl.fetch.fetcher import Fetcher
+from etl.fetch.models import FetchPolicy, Validators
+from etl.records import Candidate, Interval, parse_w3c_date
 from etl.urls import article_id
 
 INTERVAL = Interval(datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC))

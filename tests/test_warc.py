@@ -15,8 +15,10 @@ from sites import Response, Site
 
 from etl.config import SourceConfig
 from etl.discover.files import SourceFiles
-from etl.discover.warc import Exchange, WarcArchive, raw_key, raw_loader, read_record, read_warc
+from etl.discover.warc import read_warc
 from etl.errors import ConfigError, SourceError
+from etl.fetch.archive import Exchange, WarcArchive, raw_loader, read_record
+from etl.lake.layout import raw_key
 from etl.lake.settings import LakeSettings
 from etl.records import Interval
 from etl.urls import article_id
@@ -279,8 +281,10 @@ def test_a_run_reads_its_s3_warc_source_through_the_news_lake_connection(
     from s3_server import CREDENTIALS
 
     from etl.config import load_settings
-    from etl.lake.store import open_lake, read_articles
-    from etl.runner.interval import Run, run_interval
+    from etl.lake.opener import open_lake
+    from etl.lake.store import read_articles
+    from etl.runner.interval import run_interval
+    from etl.runner.run import Run
 
     pages = Path(__file__).resolve().parent / "cases" / "pages"
     with WarcArchive(INTERVAL, tmp_path / "work") as archive:

@@ -24,7 +24,7 @@ from typing import Any
 
 from lxml.html import fromstring
 
-from etl.article.evaluate import shingles
+from etl.article.evaluation import shingles
 from etl.article.metadata import _jsonld_objects, _types, parse_date
 
 KEEP_ATTR = "data-newsetl-keep"

@@ -17,7 +17,7 @@ Doubt signals on the first body: a JSON-LD body it does not cover, a live blog, 
 repair that applies, an empty or very short body. Choice: with a JSON-LD body, the extractor
 candidate that agrees best with it (shingle F1 ≥ 0.8), else the JSON-LD body itself; without one,
 a structural repair checked against the recall-leaning run. Every candidate leaves here as plain
-text; the boilerplate rules (:mod:`etl.article.clean`) then run on whichever was chosen.
+text; the boilerplate rules (:mod:`etl.article.cleaning`) then run on whichever was chosen.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from etl.article.candidates import (
     repair_blocks,
     words,
 )
-from etl.article.evaluate import shingles
+from etl.article.evaluation import shingles
 from etl.config import ExtractSettings
 from etl.records import Extraction
 

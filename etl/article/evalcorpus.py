@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from etl.article.candidates import jsonld_body
-from etl.article.evaluate import PageScore, Score, aggregate, corpus_pages, evaluate, load_truth
-from etl.article.process import Failure, process_pages
+from etl.article.evaluation import PageScore, Score, aggregate, corpus_pages, evaluate, load_truth
+from etl.article.process import process_pages
 from etl.config import Settings
-from etl.records import Article, Page
+from etl.records import Article, Failure, Page
 from etl.urls import domain as url_domain
 
 # failure classes of a page (see :func:`classify`)

@@ -25,43 +25,24 @@ import io
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from etl.config import SourceConfig, redact_url
 from etl.discover.files import SourceFiles, read_errors, source_error
 from etl.discover.listings import Listing, parse_feed, parse_sitemap, parse_url_list
-from etl.discover.warc import Opener
 from etl.errors import EtlError, SourceError
-from etl.fetch.fetcher import Fetcher, FetchResult, Validators
-from etl.records import Interval, Page
+from etl.fetch import Fetcher, FetchResult, Opener, Validators
+from etl.records import Candidate, Interval, Page
 from etl.urls import article_id, canonicalize, url_filter
 
-__all__ = ["Candidate", "discover"]
+__all__ = ["discover"]
 
 log = logging.getLogger("etl.discover.documents")
 
 MAX_SITEMAP_DEPTH = 3
 RawLoader = Callable[[str], Page | None]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An article to fetch, with what its listing said about it."""
-
-    url: str  # as listed (what is fetched)
-    canonical_url: str
-    article_id: str
-    source_id: str
-    listed_at: datetime | None = None
-    date_kind: str | None = None  # feed-published | feed-updated | news-publication-date | ...
-    title_hint: str | None = None
-    authors_hint: tuple[str, ...] = ()
-    language_hint: str | None = None
-    rules: str | None = None
-    per_host_delay_s: float | None = None
-    user_agent: str | None = None
 
 
 def discover(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from etl.errors import ConfigError, SourceError
-from etl.lake.settings import LakeSettings
+from etl.lake import LakeSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -81,7 +81,7 @@ class SourceFiles:
             if self.lake is None:
                 msg = "an s3:// input is read with the lake's S3 settings, and none were given"
                 raise ConfigError(location, msg)
-            from etl.lake.s3 import make_client
+            from etl.lake import make_client
 
             try:
                 self._client = make_client(self.lake)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import calendar
 import io
-import re
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -28,8 +27,9 @@ from xml.etree.ElementTree import ParseError, iterparse
 import feedparser
 
 from etl.errors import SourceError
+from etl.records import parse_w3c_date
 
-__all__ = ["Feed", "Listing", "parse_feed", "parse_sitemap", "parse_url_list", "parse_w3c_date"]
+__all__ = ["Feed", "Listing", "parse_feed", "parse_sitemap", "parse_url_list"]
 
 DateKind = Literal["feed-published", "feed-updated", "news-publication-date", "lastmod", "listed"]
 
@@ -128,20 +128,6 @@ def parse_url_list(lines: Iterable[str]) -> Iterator[Listing]:
         parts = line.split()
         date = parse_w3c_date(parts[1]) if len(parts) > 1 else None
         yield Listing(url=parts[0], date=date, date_kind="listed" if date else None)
-
-
-def parse_w3c_date(value: str | None) -> datetime | None:
-    """A W3C/ISO-8601 date or datetime as UTC; a date alone is midnight UTC; junk gives None."""
-    if not value:
-        return None
-    v = value.strip()
-    if re.fullmatch(r"\d{4}-\d{2}", v):
-        v += "-01"
-    try:
-        dt = datetime.fromisoformat(v.replace("z", "Z"))
-    except ValueError:
-        return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _sitemap_entry(fields: dict[str, str], base_url: str, *, is_sitemap: bool) -> Listing | None:

@@ -1,4 +1,4 @@
-"""The dispatcher behind :meth:`etl.fetch.fetcher.Fetcher.fetch_all`.
+"""The dispatcher behind :meth:`etl.fetch.Fetcher.fetch_all`.
 
 One bounded thread pool (``max_concurrency`` workers) and, per host, a queue. The dispatching
 loop (in the consumer's thread) takes a host's slot with :meth:`HostGate.try_acquire` *before*
@@ -22,22 +22,46 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from etl.errors import FetchTerminal, FetchTransient
-from etl.fetch.fetcher import Fetcher, FetchResult
-from etl.fetch.models import Again, Job
+from etl.errors import FetchError, FetchTerminal, FetchTransient
+from etl.fetch.models import Again, FetchPolicy, FetchResult, Job, Reply, Robots
+from etl.fetch.politeness import HostGate
 
 if TYPE_CHECKING:
-    from etl.discover.documents import Candidate
+    from etl.records import Candidate
 
 __all__ = ["run"]
 
 _MAX_WAIT_S = 0.5
 
 
-def run(fetcher: Fetcher, candidates: Iterable[Candidate]) -> Iterator[FetchResult]:
+class Worker(Protocol):
+    """What the dispatcher needs of a fetcher (:class:`~etl.fetch.Fetcher` is one)."""
+
+    policy: FetchPolicy
+    run_deadline: float
+    gate: HostGate
+
+    def job_for(self, candidate: Candidate) -> Job: ...
+
+    def finish(
+        self,
+        job: Job,
+        reply: Reply | None = None,
+        error: FetchError | None = None,
+        url: str | None = None,
+    ) -> FetchResult: ...
+
+    def cached_robots(self, host: str) -> Robots | None: ...
+
+    def robots_for(self, job: Job, *, held: bool) -> Robots: ...
+
+    def attempt(self, job: Job, *, held: bool) -> FetchResult | Again: ...
+
+
+def run(fetcher: Worker, candidates: Iterable[Candidate]) -> Iterator[FetchResult]:
     """Fetch every candidate; one :class:`FetchResult` per candidate, in completion order."""
     policy = fetcher.policy
     source = iter(candidates)

@@ -34,9 +34,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from etl.config import redact_url
-from etl.discover.warc import Exchange, WarcArchive
 from etl.errors import FetchError, FetchTerminal, FetchTransient
 from etl.fetch import netguard
+from etl.fetch.archive import Exchange, WarcArchive
 from etl.fetch.body import Body, read_body
 from etl.fetch.deadline import expired, request_deadline
 from etl.fetch.models import (
@@ -51,24 +51,16 @@ from etl.fetch.models import (
     conclude,
     retry_after,
     status_error,
-    validators_from_json,
-    validators_to_json,
 )
 from etl.fetch.politeness import HostGate
 from etl.urls import origin
 
 if TYPE_CHECKING:
-    from etl.discover.documents import Candidate
+    from etl.records import Candidate
 
 __all__ = [
-    "FetchLog",
-    "FetchPolicy",
-    "FetchResult",
     "Fetcher",
-    "Validators",
     "fetch_all",
-    "validators_from_json",
-    "validators_to_json",
 ]
 
 log = logging.getLogger("etl.fetch.fetcher")

@@ -20,7 +20,7 @@ from etl.records import Page
 from etl.urls import article_id, origin
 
 if TYPE_CHECKING:
-    from etl.discover.documents import Candidate
+    from etl.records import Candidate
 
 __all__ = [
     "FetchLog",

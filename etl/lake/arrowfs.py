@@ -23,7 +23,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from etl.errors import StoreError
-from etl.lake.local import Lake, LocalLake
+from etl.lake.base import Lake
+from etl.lake.local import LocalLake
 from etl.lake.settings import LakeSettings
 
 log = logging.getLogger("etl.lake.arrowfs")

@@ -50,9 +50,9 @@ from etl.lake.dayview import (
 )
 from etl.errors import StoreError
 from etl.lake.keyindex import index_key, write_index
-from etl.lake.local import Lake
+from etl.lake.base import Lake
 from etl.lake.arrowfs import ArrowLake, arrow_filesystem, parquet_dataset
-from etl.article.normalize import hamming
+from etl.article import hamming
 from etl.schema import article_schema
 from etl.lake.store import _parquet_options
 

@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from etl.errors import StoreError
-from etl.lake.local import Lake
+from etl.lake.base import Lake
 
 log = logging.getLogger("etl.lake.dayview")
 

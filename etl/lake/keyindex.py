@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from etl.lake.dayview import visible_article_keys
 from etl.errors import StoreError
-from etl.lake.local import Lake
+from etl.lake.base import Lake
 from etl.lake.arrowfs import ArrowLake, arrow_filesystem, read_columns
 from etl.schema import article_schema
 

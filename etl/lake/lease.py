@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 from etl.errors import ConfigError, EtlError, LeaseError
-from etl.lake.local import Lake
+from etl.lake.base import Lake
+from etl.lake.settings import LeaseSettings
 
 log = logging.getLogger("etl.lake.lease")
 
@@ -51,34 +52,6 @@ STAGING_PREFIX = "_staging/"
 
 def interval_lease_key(interval_id: str) -> str:
     return f"{LEASE_PREFIX}interval/{interval_id}.json"
-
-
-@dataclass(frozen=True)
-class LeaseSettings:
-    """Lease timings (``NEWSETL_LEASE_TTL_S``, ``NEWSETL_LEASE_WAIT_S``,
-    ``NEWSETL_PUBLISH_WAIT_S`` in :func:`etl.config.load_settings`).
-
-    ``ttl_s``: an interval lease's life after its last renewal (it must outlast the gaps
-    between the tasks of a DAG run, which renew it while they run); ``wait_s``: how long a
-    second run of an interval waits before failing; ``publish_ttl_s`` / ``publish_wait_s`` the
-    same for the lake-wide publish lease; ``poll_s`` the pause between tries (with jitter);
-    ``staging_max_age_s``: ``_staging/`` objects older than this are removed at publish time.
-    """
-
-    ttl_s: float = 1800.0
-    wait_s: float = 60.0
-    publish_ttl_s: float = 300.0
-    publish_wait_s: float = 900.0
-    poll_s: float = 0.5
-    staging_max_age_s: float = 86400.0
-
-    def __post_init__(self) -> None:
-        for name in ("ttl_s", "publish_ttl_s", "poll_s", "staging_max_age_s"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"lease settings {name}", "must be > 0")
-        for name in ("wait_s", "publish_wait_s"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"lease settings {name}", "must be >= 0")
 
 
 def new_holder(kind: str = "newsetl") -> str:

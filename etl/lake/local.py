@@ -1,20 +1,12 @@
-"""The lake as a small key/value interface: a local folder or an S3-compatible bucket.
+"""A lake in a local folder: :class:`LocalLake` (the S3 one is :mod:`etl.lake.s3`).
 
-Entry point :func:`open_lake`. Keys are relative, ``/``-separated (``articles/dt=.../x.parquet``).
-Every ``put`` is atomic: a reader sees the old object or the new one, never a partial one.
-Locally that is a temp file in the target folder named ``.<name>.<random>.tmp`` (a leading
-dot: Hive, Spark, DuckDB globs on ``*.parquet`` and pyarrow datasets all skip it), fsynced, then
-``os.replace``d over the target. On S3 a PUT (or a completed multipart upload) is atomic by
-itself. ``list`` never returns in-progress temp files.
-
-Conditional writes (what leases and read-merge-write state need): ``put_if_absent`` creates an
-object only if its key is free, ``put_if_match`` replaces it only if it is still the version
-read (its *tag*: the ETag on S3, a content hash locally), ``delete_if_match`` deletes it only
-then. They return the new tag, or ``None`` / ``False`` when the condition failed. Locally they
-are serialized by an exclusive ``flock`` on the lake's root folder (held for the few
-milliseconds of one operation, across processes and threads), and a create is a link of a
-complete temp file (``os.link`` fails if the key exists): never a partial object. On S3 they are
-``If-None-Match: *`` and ``If-Match: <etag>`` requests, atomic on the server.
+Every ``put`` is atomic: a reader sees the old object or the new one, never a partial one. It is a
+temp file in the target folder named ``.<name>.<random>.tmp`` (a leading dot: Hive, Spark, DuckDB
+globs on ``*.parquet`` and pyarrow datasets all skip it), fsynced, then ``os.replace``d over the
+target. ``list`` never returns in-progress temp files. Conditional writes are serialized by an
+exclusive ``flock`` on the lake's root folder (held for the few milliseconds of one operation,
+across processes and threads), and a create is a link of a complete temp file (``os.link`` fails
+if the key exists): never a partial object. An object's tag is the SHA-256 of its bytes.
 """
 
 from __future__ import annotations
@@ -36,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from etl.errors import StoreError
+from etl.lake.base import check_key
 from etl.lake.settings import LakeSettings
 
 if TYPE_CHECKING:
@@ -44,55 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("etl.lake.local")
 
 TEMP_SUFFIX = ".tmp"
-
-
-class Lake(Protocol):
-    """What the pipeline needs from storage; implemented by :class:`LocalLake` and S3Lake."""
-
-    @property
-    def uri(self) -> str: ...
-
-    def put_bytes(self, key: str, data: bytes) -> None: ...
-
-    def put_file(self, key: str, path: str | os.PathLike[str]) -> None: ...
-
-    def get_bytes(self, key: str) -> bytes: ...
-
-    def list(self, prefix: str = "") -> builtins.list[str]: ...
-
-    def delete(self, keys: Iterable[str]) -> None: ...
-
-    def exists(self, key: str) -> bool: ...
-
-    def uri_for(self, key: str) -> str: ...
-
-    def list_modified(self, prefix: str = "") -> builtins.list[tuple[str, datetime]]:
-        """``list`` with each object's last-modified time (UTC)."""
-        ...
-
-    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
-        """The object and its version tag, or None if there is none."""
-        ...
-
-    def put_if_absent(self, key: str, data: bytes) -> str | None:
-        """Create ``key`` only if no object has it: the new tag, or None if it exists."""
-        ...
-
-    def put_if_match(self, key: str, data: bytes, tag: str) -> str | None:
-        """Replace ``key`` only if its tag is still ``tag``: the new tag, or None."""
-        ...
-
-    def delete_if_match(self, key: str, tag: str) -> bool:
-        """Delete ``key`` only if its tag is still ``tag``; False if it changed or is gone."""
-        ...
-
-
-def check_key(key: str) -> str:
-    """A key is relative, ``/``-separated, with no empty, ``.`` or ``..`` segment."""
-    parts = key.split("/")
-    if not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts):
-        raise StoreError(key or "(empty key)", "invalid lake key")
-    return key
 
 
 class LocalLake:
@@ -265,42 +209,6 @@ def content_tag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def update_json_object(
-    lake: Lake,
-    key: str,
-    before: Mapping[str, Any],
-    after: Mapping[str, Any],
-    *,
-    attempts: int = 50,
-) -> dict[str, Any]:
-    """Store in the JSON object at ``key`` the entries this run changed from ``before`` to
-    ``after`` (set, changed or removed), keeping every other entry as stored *now*: a
-    concurrent run's entries are never lost. Read-merge-write under a conditional write,
-    retried when another writer got in between. Returns the object as stored."""
-    changed = {k: v for k, v in after.items() if k not in before or before[k] != v}
-    removed = [k for k in before if k not in after]
-    for _ in range(attempts):
-        got = lake.get_tagged(key)
-        try:
-            current: dict[str, Any] = json.loads(got[0]) if got else {}
-        except ValueError as exc:
-            raise StoreError(lake.uri_for(key), f"not a JSON object: {exc}") from exc
-        if not isinstance(current, dict):
-            raise StoreError(lake.uri_for(key), "not a JSON object")
-        merged = {**current, **changed}
-        for k in removed:
-            merged.pop(k, None)
-        if got is not None and merged == current:
-            return current
-        data = json.dumps(merged, indent=1, sort_keys=True).encode("utf-8")
-        ok = lake.put_if_absent(key, data) if got is None else lake.put_if_match(key, data, got[1])
-        if ok is not None:
-            return merged
-    raise StoreError(
-        lake.uri_for(key), f"update lost to concurrent writers {attempts} times", transient=True
-    )
-
-
 def _fsync_dir(path: Path) -> None:
     """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
     try:
@@ -315,40 +223,3 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def open_lake(
-    uri: str | LakeSettings,
-    *,
-    endpoint_url: str | None = None,
-    client: S3Client | None = None,
-) -> Lake:
-    """Open a lake: a local folder path, ``file://`` URI, or ``s3://bucket[/prefix]``.
-
-    ``uri`` may be a :class:`~etl.lake.settings.LakeSettings` (``load_settings().lake_settings``):
-    its endpoint, region, credentials, addressing style, retry and multipart settings are used
-    for an S3 lake. A plain URI gets the default LakeSettings plus ``endpoint_url``: endpoint,
-    region and credentials then come from boto3's default chain (``AWS_*``, profiles).
-    ``client`` (a boto3 S3 client) replaces the one the settings describe; the transfer
-    settings still apply. Local folders need not exist yet.
-    """
-    settings: LakeSettings | None = None
-    if isinstance(uri, LakeSettings):
-        settings, uri = uri, uri.uri
-        if endpoint_url is not None:
-            settings = replace(settings, endpoint_url=endpoint_url)
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme == "s3":
-        from etl.lake.s3 import S3Lake
-
-        if settings is None:
-            settings = LakeSettings(uri=uri, endpoint_url=endpoint_url)
-        return S3Lake.from_settings(settings, client=client)
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise StoreError(uri, "file:// URIs must be local (file:///path)")
-        return LocalLake(unquote(parts.path))
-    if scheme and len(scheme) > 1:  # "c:" is a Windows drive, not a scheme
-        raise StoreError(uri, f"unsupported lake URI scheme {scheme!r}; use a path or s3://")
-    if not uri:
-        raise StoreError("(empty)", "lake URI is empty")
-    return LocalLake(uri)

@@ -23,7 +23,8 @@ import pyarrow as pa
 
 from etl.lake.dayview import visible_article_keys
 from etl.errors import StoreError
-from etl.lake.local import Lake, open_lake
+from etl.lake.base import Lake
+from etl.lake.opener import open_lake
 from etl.lake.settings import LakeSettings
 from etl.lake.arrowfs import arrow_filesystem, parquet_dataset
 from etl.schema import article_schema, fetch_log_schema

@@ -35,7 +35,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 from etl.errors import StoreError
-from etl.lake.local import check_key
+from etl.lake.base import check_key
 from etl.lake.settings import LakeSettings
 
 if TYPE_CHECKING:

@@ -38,22 +38,22 @@ import pyarrow.parquet as pq
 from etl.lake.dayview import release_interval, visible_article_keys
 from etl.errors import StoreError
 from etl.lake.keyindex import index_key, key_tables, write_index
-from etl.lake.local import Lake, LocalLake, open_lake
-from etl.lake.lease import Lease, LeaseSettings, new_holder, publish_lease
+from etl.lake.base import Lake
+from etl.lake.local import LocalLake
+from etl.lake.opener import open_lake
+from etl.lake.lease import Lease, new_holder, publish_lease
+from etl.lake.settings import LeaseSettings
 from etl.records import Interval
 from etl.schema import article_schema, fetch_log_schema, schema_version
 from etl.workdir import workdir
 
 if TYPE_CHECKING:
-    from etl.article.dedupe import DedupeStats
+    from etl.article import DedupeStats
 
 __all__ = [
     "FileInfo",
-    "Lake",
-    "LocalLake",
     "Manifest",
     "SeenRecheck",
-    "open_lake",
     "publish_interval",
     "read_articles",
     "read_manifest",
@@ -234,7 +234,7 @@ class SeenRecheck:
     Holding the publish lease, the publish reads the seen index again (``days`` around the
     interval, never the interval itself) and drops the staged rows whose ``article_id`` is in
     it; no other publish can write between that read and its own writes. ``dropped`` lists the
-    ids dropped; ``stats`` (the run's :class:`~etl.article.dedupe.DedupeStats`) counts them as ``seen``
+    ids dropped; ``stats`` (the run's :class:`~etl.article.deduplication.DedupeStats`) counts them as ``seen``
     and ``seen_at_publish`` too, before the manifest is built.
     """
 

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etl.errors import StoreError
-from etl.lake.local import open_lake
-from etl.lake.query import connect
-from etl.lake.settings import LakeSettings
+from etl.lake import LakeSettings, connect, open_lake
 
 log = logging.getLogger("etl.report.figures")
 

@@ -17,25 +17,24 @@ from typing import IO, TYPE_CHECKING, Any
 import pyarrow as pa
 
 from etl.config import SourceConfig
-from etl.discover.documents import discover
-from etl.discover.files import SourceFiles
-from etl.discover.warc import WarcArchive, raw_loader
+from etl.discover import SourceFiles, discover
 from etl.errors import EtlError, SourceError
-from etl.fetch.fetcher import (
+from etl.fetch import (
     Fetcher,
     FetchLog,
     FetchPolicy,
+    WarcArchive,
+    raw_loader,
     validators_from_json,
     validators_to_json,
 )
-from etl.lake.local import Lake, update_json_object
-from etl.lake.store import seen_ids, write_table
+from etl.lake import Lake, seen_ids, update_json_object, write_table
 from etl.runner.rawzone import read_index
 from etl.schema import fetch_log_schema
 from etl.workdir import workdir
 
 if TYPE_CHECKING:
-    from etl.runner.interval import Run
+    from etl.runner.run import Run
 
 log = logging.getLogger("etl.runner.discover")
 

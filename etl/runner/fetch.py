@@ -25,11 +25,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from etl.discover.documents import Candidate
-from etl.discover.warc import WarcArchive, raw_key, read_record
 from etl.errors import EtlError
-from etl.fetch.fetcher import Fetcher, FetchLog, FetchPolicy
-from etl.lake.store import read_table
+from etl.fetch import Fetcher, FetchLog, FetchPolicy, WarcArchive, read_record
+from etl.lake import raw_key, read_table
+from etl.records import Candidate
 from etl.runner.rawzone import (
     Pending,
     RawIndex,
@@ -46,7 +45,7 @@ from etl.urls import origin
 from etl.workdir import workdir
 
 if TYPE_CHECKING:
-    from etl.runner.interval import Run
+    from etl.runner.run import Run
 
 log = logging.getLogger("etl.runner.fetch")
 

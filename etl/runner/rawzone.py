@@ -29,11 +29,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from etl.discover.warc import raw_key
 from etl.errors import StoreError
-from etl.fetch.fetcher import FetchLog
-from etl.lake.local import Lake
-from etl.lake.store import read_table, write_table
+from etl.fetch import FetchLog
+from etl.lake import Lake, raw_key, read_table, write_table
 from etl.records import Interval
 from etl.schema import fetch_log_schema
 

@@ -2,7 +2,7 @@
 
 ``newsetl ingest``, ``newsetl run`` and the DAG's ``publish`` task all end in :func:`publish`:
 
-1. the staged rows go through :func:`etl.article.dedupe.dedupe` against the seen index into a local temp
+1. the staged rows go through :func:`etl.article.deduplication.dedupe` against the seen index into a local temp
    Parquet file, while the quality figures are counted (:class:`Figures`);
 2. the gate (:func:`gate`) checks the figures against the thresholds (``quality:`` in
    sources.yaml, :class:`etl.config.QualitySettings`);
@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from etl.config import QualitySettings
 from etl.errors import QualityError
-from etl.lake.local import Lake
+from etl.lake.base import Lake
 from etl.records import Interval
 from etl.schema import article_schema
 from etl.lake.store import Manifest, SeenRecheck, publish_interval, write_table
@@ -49,7 +49,7 @@ __all__ = [
     "quarantine_prefix",
 ]
 
-log = logging.getLogger("etl.lake.publish")
+log = logging.getLogger("etl.lake.publishing")
 
 
 KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -184,7 +184,7 @@ def publish(
     ``recheck``: the seen check again inside the lake-wide publish lease, right before the
     writes (:class:`etl.lake.store.SeenRecheck`); the rows it drops count in the manifest's dedupe
     figures (the quality figures are those of the rows before it)."""
-    from etl.article.dedupe import dedupe
+    from etl.article import dedupe
 
     hits = dict(rule_hits or {})
     deduped = dedupe(batches, seen=seen)

@@ -37,7 +37,7 @@ import yaml
 from etl.errors import ConfigError
 from etl.records import Cleaned, Removed
 
-log = logging.getLogger("etl.article.clean")
+log = logging.getLogger("etl.article.cleaning")
 
 Kind = Literal["line", "prefix", "cut", "caption", "block"]
 _KINDS = ("line", "prefix", "cut", "caption", "block")

@@ -30,7 +30,7 @@ from etl.errors import ConfigError, ExtractError
 from etl.records import Extracted, Page, Removed
 from etl.urls import domain as url_domain
 
-log = logging.getLogger("etl.article.extract")
+log = logging.getLogger("etl.article.extraction")
 
 _WS = re.compile(r"[ \t\u00a0]+")
 

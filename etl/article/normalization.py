@@ -29,7 +29,7 @@ from etl.schema import article_schema, schema_version
 from etl.urls import article_id as url_id
 from etl.urls import identify
 
-log = logging.getLogger("etl.article.normalize")
+log = logging.getLogger("etl.article.normalization")
 
 DEFAULT_BATCH_ROWS = 2000
 _WORD = re.compile(r"\w+")

@@ -33,9 +33,9 @@ from typing import Literal, cast
 
 import pyarrow as pa
 
-from etl.article.normalize import hamming
+from etl.article.normalization import hamming
 
-log = logging.getLogger("etl.article.dedupe")
+log = logging.getLogger("etl.article.deduplication")
 
 _BLOCKS = 4
 _BLOCK_BITS = 64 // _BLOCKS
