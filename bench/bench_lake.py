@@ -39,7 +39,7 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from etl.lake import (  # noqa: E402  # noqa: E402
+from etl.lake import (  # noqa: E402
     Lake,
     LakeSettings,
     compact_day,

@@ -22,7 +22,8 @@ from etl.cli import app
 from etl.errors import StoreError
 from etl.lake.base import Lake
 from etl.lake.compact import compact_day, link_near_duplicates
-from etl.lake.dayview import pointer_key, visible_article_keys
+from etl.lake.dayview import visible_article_keys
+from etl.lake.layout import pointer_key
 from etl.lake.opener import open_lake
 from etl.lake.query import run_query
 from etl.lake.settings import LakeSettings

@@ -23,14 +23,13 @@ from s3_server import CREDENTIALS, REGION
 from etl.config import load_settings
 from etl.errors import ConfigError, LeaseError, StoreError
 from etl.lake.base import Lake, update_json_object
+from etl.lake.layout import PUBLISH_LEASE_KEY, interval_lease_key
 from etl.lake.lease import (
-    PUBLISH_LEASE_KEY,
     Lease,
     LeaseInfo,
     clean_interval_staging,
     clean_old_staging,
     interval_lease,
-    interval_lease_key,
     publish_lease,
 )
 from etl.lake.local import LocalLake
@@ -202,8 +201,8 @@ def test_waiting_holder_gets_the_lease_once_released(lake: Lake) -> None:
 
 _DEAD_HOLDER = """
 import os, sys
-from etl.config import LakeSettings
-from etl.lake.local import open_lake
+from etl.lake.settings import LakeSettings
+from etl.lake.opener import open_lake
 from etl.lake.lease import Lease
 uri, endpoint = sys.argv[1], sys.argv[2] or None
 settings = LakeSettings(uri=uri, endpoint_url=endpoint, region="us-east-1",

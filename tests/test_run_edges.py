@@ -33,8 +33,7 @@ from test_runner import (
 )
 
 from etl.errors import QualityError
-from etl.lake.layout import raw_key
-from etl.lake.publishing import quarantine_prefix
+from etl.lake.layout import quarantine_prefix, raw_key
 from etl.lake.store import read_manifest, write_table
 from etl.runner.interval import run_interval
 from etl.runner.rawzone import read_index

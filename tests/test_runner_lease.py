@@ -25,7 +25,8 @@ from etl.config import Settings
 from etl.devsite import DevSite
 from etl.errors import LeaseError
 from etl.lake.base import Lake
-from etl.lake.lease import Lease, interval_lease_key
+from etl.lake.layout import interval_lease_key
+from etl.lake.lease import Lease
 from etl.lake.settings import LakeSettings, LeaseSettings
 from etl.lake.store import read_articles, read_manifest, read_table, write_table
 from etl.records import Interval

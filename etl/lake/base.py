@@ -1,6 +1,7 @@
 """The lake as a small key/value interface: a local folder or an S3-compatible bucket.
 
-Opened by :func:`~etl.lake.open_lake` (:mod:`etl.lake.opener`). Keys are relative, ``/``-separated (``articles/dt=.../x.parquet``).
+Opened by :func:`~etl.lake.open_lake`. Keys are relative, ``/``-separated
+(``articles/dt=.../x.parquet``).
 Every ``put`` is atomic: a reader sees the old object or the new one, never a partial one.
 Locally that is a temp file in the target folder named ``.<name>.<random>.tmp`` (a leading
 dot: Hive, Spark, DuckDB globs on ``*.parquet`` and pyarrow datasets all skip it), fsynced, then
@@ -20,26 +21,16 @@ complete temp file (``os.link`` fails if the key exists): never a partial object
 from __future__ import annotations
 
 import builtins
-import fcntl
-import hashlib
 import json
-import logging
 import os
-import shutil
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import replace
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
-from urllib.parse import unquote, urlsplit
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from etl.errors import StoreError
-from etl.lake.settings import LakeSettings
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    pass
 
 __all__ = ["Lake", "check_key", "update_json_object"]
 

@@ -40,21 +40,22 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from etl.lake.dayview import (
-    COMPACT_PREFIX,
-    pointer_json,
-    pointer_key,
-    read_pointer,
-    split_key,
-    visible_in_day,
-)
-from etl.errors import StoreError
-from etl.lake.keyindex import index_key, write_index
-from etl.lake.base import Lake
-from etl.lake.arrowfs import ArrowLake, arrow_filesystem, parquet_dataset
 from etl.article import hamming
-from etl.schema import article_schema
+from etl.errors import StoreError
+from etl.lake.arrowfs import ArrowLake, arrow_filesystem, parquet_dataset
+from etl.lake.base import Lake
+from etl.lake.dayview import pointer_json, read_pointer, split_key, visible_in_day
+from etl.lake.keyindex import write_index
+from etl.lake.layout import (
+    COMPACT_PREFIX,
+    article_key,
+    articles_prefix,
+    index_key,
+    index_prefix,
+    pointer_key,
+)
 from etl.lake.store import _parquet_options
+from etl.schema import article_schema
 
 log = logging.getLogger("etl.lake.compact")
 
@@ -194,8 +195,8 @@ def _garbage(lake: Lake, dt: str, pointer: dict[str, Any] | None) -> list[str]:
             return _generation(group) < current
         return group in replaced
 
-    out = [k for k in lake.list(f"articles/dt={dt}/") if (p := split_key(k)) and stale(p[1])]
-    for key in lake.list(f"_index/dt={dt}/"):
+    out = [k for k in lake.list(articles_prefix(dt)) if (p := split_key(k)) and stale(p[1])]
+    for key in lake.list(index_prefix(dt)):
         if stale(key.rsplit("/", 1)[-1].removesuffix(".parquet")):
             out.append(key)
     return sorted(out)
@@ -204,7 +205,7 @@ def _garbage(lake: Lake, dt: str, pointer: dict[str, Any] | None) -> list[str]:
 def compact_day(lake: Lake, dt: str, *, alake: ArrowLake | None = None) -> CompactResult:
     """Compact one day partition (see the module doc); safe to run again at any point."""
     pointer = read_pointer(lake, dt)
-    visible = visible_in_day(lake.list(f"articles/dt={dt}/"), pointer)
+    visible = visible_in_day(lake.list(articles_prefix(dt)), pointer)
     groups = {p[1] for k in visible if (p := split_key(k))}
     hourly = sorted(g for g in groups if not g.startswith(COMPACT_PREFIX))
     if not visible or (pointer is not None and not hourly):
@@ -233,11 +234,11 @@ def compact_day(lake: Lake, dt: str, *, alake: ArrowLake | None = None) -> Compa
                 out.add(_with_links(batch, links))
             out.close()
         except (duckdb.Error, pa.ArrowException, OSError) as exc:
-            raise StoreError(f"articles/dt={dt}/", f"compaction failed reading: {exc}") from exc
+            raise StoreError(articles_prefix(dt), f"compaction failed reading: {exc}") from exc
         # ordered by time (to the microsecond), unique by its random tail
         generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
         group = f"{COMPACT_PREFIX}{generation}"
-        files = [f"articles/dt={dt}/{group}-{i:03d}.parquet" for i in range(len(out.paths))]
+        files = [article_key(dt, group, i) for i in range(len(out.paths))]
         for key, path in zip(files, out.paths, strict=True):
             lake.put_file(key, path)
         index = index_key(dt, group)

@@ -20,26 +20,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
 from etl.errors import StoreError
 from etl.lake.base import Lake
+from etl.lake.layout import ARTICLE_KEY, COMPACT_PREFIX, POINTER_KEY, articles_prefix, pointer_key
 
 log = logging.getLogger("etl.lake.dayview")
-
-COMPACT_PREFIX = "compact-"
-_POINTER = re.compile(r"^_compact/dt=([^/]+)\.json$")
-_ARTICLE = re.compile(r"^articles/dt=([^/]+)/([^/._][^/]*)-\d{3,}\.parquet$")
-
-
-def pointer_key(dt: str) -> str:
-    return f"_compact/dt={dt}.json"
 
 
 def split_key(key: str) -> tuple[str, str] | None:
     """``(dt, group)`` of an article file key; ``group`` is the interval id or ``compact-G``."""
-    m = _ARTICLE.match(key)
+    m = ARTICLE_KEY.match(key)
     return (m.group(1), m.group(2)) if m else None
 
 
@@ -77,9 +69,9 @@ def visible_in_day(keys: list[str], pointer: dict[str, Any] | None) -> list[str]
 def visible_article_keys(lake: Lake, dt: str | None = None) -> list[str]:
     """Article file keys readers see, in one ``dt`` partition or the whole lake."""
     if dt is not None:
-        return visible_in_day(lake.list(f"articles/dt={dt}/"), read_pointer(lake, dt))
+        return visible_in_day(lake.list(articles_prefix(dt)), read_pointer(lake, dt))
     keys = lake.list("articles/")
-    days = {m.group(1) for k in lake.list("_compact/") if (m := _POINTER.match(k))}
+    days = {m.group(1) for k in lake.list("_compact/") if (m := POINTER_KEY.match(k))}
     by_day: dict[str, list[str]] = {}
     for key in keys:
         parts = split_key(key)

@@ -16,7 +16,6 @@ those columns of the article files, through ranged reads where the lake allows t
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,17 +23,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.lake.dayview import visible_article_keys
 from etl.errors import StoreError
-from etl.lake.base import Lake
 from etl.lake.arrowfs import ArrowLake, arrow_filesystem, read_columns
+from etl.lake.base import Lake
+from etl.lake.dayview import visible_article_keys
+from etl.lake.layout import ARTICLE_KEY, INDEX_KEY, index_key, index_prefix
 from etl.schema import article_schema
 
 log = logging.getLogger("etl.lake.keyindex")
 
 INDEX_COLUMNS = ("article_id", "url", "canonical_url", "content_hash", "simhash")
-_ARTICLE_KEY = re.compile(r"^articles/dt=([^/]+)/([^/._][^/]*)-\d{3,}\.parquet$")
-_INDEX_KEY = re.compile(r"^_index/dt=([^/]+)/([^/._][^/]*)\.parquet$")
 
 
 def index_schema() -> pa.Schema:
@@ -44,13 +42,9 @@ def index_schema() -> pa.Schema:
     return pa.schema([full.field(n).remove_metadata() for n in INDEX_COLUMNS])
 
 
-def index_key(dt: str, group: str) -> str:
-    return f"_index/dt={dt}/{group}.parquet"
-
-
 def group_of(article_key: str) -> str | None:
     """The group (interval id) of an article file key, or None for a key of another shape."""
-    m = _ARTICLE_KEY.match(article_key)
+    m = ARTICLE_KEY.match(article_key)
     return m.group(2) if m else None
 
 
@@ -89,8 +83,8 @@ def key_tables(
             groups.setdefault(group, []).append(key)
     opened: list[ArrowLake | None] = []  # the ranged-read filesystem, opened on first need
     indexed = set()
-    for key in lake.list(f"_index/dt={dt}/"):
-        m = _INDEX_KEY.match(key)
+    for key in lake.list(index_prefix(dt)):
+        m = INDEX_KEY.match(key)
         if m and m.group(2) in groups:  # an index without article files stands for nothing
             indexed.add(m.group(2))
     for group in sorted(groups):

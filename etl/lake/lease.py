@@ -39,19 +39,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from etl.errors import ConfigError, EtlError, LeaseError
+from etl.errors import EtlError, LeaseError
 from etl.lake.base import Lake
+from etl.lake.layout import PUBLISH_LEASE_KEY, STAGING_PREFIX, interval_lease_key
 from etl.lake.settings import LeaseSettings
 
 log = logging.getLogger("etl.lake.lease")
-
-LEASE_PREFIX = "_leases/"
-PUBLISH_LEASE_KEY = "_leases/publish.json"
-STAGING_PREFIX = "_staging/"
-
-
-def interval_lease_key(interval_id: str) -> str:
-    return f"{LEASE_PREFIX}interval/{interval_id}.json"
 
 
 def new_holder(kind: str = "newsetl") -> str:

@@ -14,25 +14,21 @@ from __future__ import annotations
 import builtins
 import fcntl
 import hashlib
-import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
-from urllib.parse import unquote, urlsplit
+from typing import IO, TYPE_CHECKING, Any
 
 from etl.errors import StoreError
 from etl.lake.base import check_key
-from etl.lake.settings import LakeSettings
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    pass
 
 log = logging.getLogger("etl.lake.local")
 
@@ -221,5 +217,3 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-

@@ -1,21 +1,9 @@
-"""Open a lake from its URI or settings: a local folder (:mod:`etl.lake.local`) or S3 (:mod:`etl.lake.s3`)."""
+"""Open a lake from its URI or settings: a local folder (:mod:`etl.lake.local`) or S3."""
 
 from __future__ import annotations
 
-import builtins
-import fcntl
-import hashlib
-import json
-import logging
-import os
-import shutil
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from etl.errors import StoreError

@@ -2,7 +2,7 @@
 
 ``newsetl ingest``, ``newsetl run`` and the DAG's ``publish`` task all end in :func:`publish`:
 
-1. the staged rows go through :func:`etl.article.deduplication.dedupe` against the seen index into a local temp
+1. the staged rows go through :func:`etl.article.dedupe` against the seen index into a local temp
    Parquet file, while the quality figures are counted (:class:`Figures`);
 2. the gate (:func:`gate`) checks the figures against the thresholds (``quality:`` in
    sources.yaml, :class:`etl.config.QualitySettings`);
@@ -34,9 +34,10 @@ import pyarrow.parquet as pq
 from etl.config import QualitySettings
 from etl.errors import QualityError
 from etl.lake.base import Lake
+from etl.lake.layout import quarantine_prefix
+from etl.lake.store import Manifest, SeenRecheck, publish_interval, write_table
 from etl.records import Interval
 from etl.schema import article_schema
-from etl.lake.store import Manifest, SeenRecheck, publish_interval, write_table
 from etl.workdir import new_workdir
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "manifest_extra",
     "new_attempt",
     "publish",
-    "quarantine_prefix",
 ]
 
 log = logging.getLogger("etl.lake.publishing")
@@ -61,10 +61,6 @@ def new_attempt(label: str | None = None) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     safe = KEY_UNSAFE.sub("-", label or "").strip("-.")[:80]
     return "-".join(x for x in (stamp, safe, uuid.uuid4().hex[:8]) if x)
-
-
-def quarantine_prefix(interval: Interval, attempt: str) -> str:
-    return f"_quarantine/{interval.id}/{attempt}/"
 
 
 @dataclass

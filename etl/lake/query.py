@@ -1,14 +1,14 @@
 """``newsetl query``: DuckDB SQL over the lake, read lazily. Views: ``articles`` and ``fetch_log``.
 
 Each view is a ``pyarrow.dataset`` over the lake's Parquet files (local folder, or S3 through
-``pyarrow.fs.S3FileSystem`` built from the lake's settings: see :mod:`etl.lake.arrowfs`) registered in
+``pyarrow.fs.S3FileSystem`` built from the lake's settings: :mod:`etl.lake.arrowfs`) registered in
 DuckDB, which pushes the query's column list and filters into the scan: a filter on ``dt`` prunes
 whole partitions before a byte of them is read, other filters skip row groups by their
 statistics, and only the columns the query names are fetched (ranged reads on S3). Files of
 older schema versions read by column name (v1 rows have null v2 columns). Results stream as
 Arrow record batches (:func:`query_batches`), so memory stays bounded by the batch and DuckDB's
 ``memory_limit`` (sorts and joins spill to disk), not by the lake. No DuckDB extension is
-downloaded. A lake of another kind (a custom :class:`~etl.lake.local.Lake`) is read through the store.
+downloaded. A lake of another kind (a custom :class:`~etl.lake.Lake`) is read through the store.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from etl.lake.dayview import visible_article_keys
 from etl.errors import StoreError
+from etl.lake.arrowfs import arrow_filesystem, parquet_dataset
 from etl.lake.base import Lake
+from etl.lake.dayview import visible_article_keys
 from etl.lake.opener import open_lake
 from etl.lake.settings import LakeSettings
-from etl.lake.arrowfs import arrow_filesystem, parquet_dataset
-from etl.schema import article_schema, fetch_log_schema
 from etl.lake.store import read_table
+from etl.schema import article_schema, fetch_log_schema
 
 log = logging.getLogger("etl.lake.query")
 

@@ -1,7 +1,7 @@
 """How the lake is reached: :class:`LakeSettings`, from the environment or an Airflow connection.
 
 Part of the configuration layer (re-exported by :mod:`etl.config`, which calls these in
-:func:`etl.config.load_settings`); kept apart so that :mod:`etl.lake.local` can use the settings type
+:func:`etl.config.load_settings`); kept apart so that :mod:`etl.lake` can use the settings type
 without importing the sources-file models. Nothing here imports Airflow: a DAG turns its
 ``Connection`` into a plain dict (``login``, ``password``, ``extra``) first.
 """

@@ -35,12 +35,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from etl.lake.dayview import release_interval, visible_article_keys
 from etl.errors import StoreError
-from etl.lake.keyindex import index_key, key_tables, write_index
 from etl.lake.base import Lake
-from etl.lake.local import LocalLake
-from etl.lake.opener import open_lake
+from etl.lake.dayview import release_interval, visible_article_keys
+from etl.lake.keyindex import key_tables, write_index
+from etl.lake.layout import article_key, articles_prefix, fetch_log_key, index_key, manifest_key
 from etl.lake.lease import Lease, new_holder, publish_lease
 from etl.lake.settings import LeaseSettings
 from etl.records import Interval
@@ -126,10 +125,6 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=str) + "\n"
-
-
-def manifest_key(interval_id: str) -> str:
-    return f"_runs/{interval_id}.json"
 
 
 def shard_of(article_id: str, n_shards: int) -> int:
@@ -234,7 +229,7 @@ class SeenRecheck:
     Holding the publish lease, the publish reads the seen index again (``days`` around the
     interval, never the interval itself) and drops the staged rows whose ``article_id`` is in
     it; no other publish can write between that read and its own writes. ``dropped`` lists the
-    ids dropped; ``stats`` (the run's :class:`~etl.article.deduplication.DedupeStats`) counts them as ``seen``
+    ids dropped; ``stats`` (the run's :class:`~etl.article.DedupeStats`) counts them as ``seen``
     and ``seen_at_publish`` too, before the manifest is built.
     """
 
@@ -328,14 +323,14 @@ def publish_interval(
             if hook_between_seen_and_write is not None:
                 hook_between_seen_and_write(interval)
             for s in sorted(writers):
-                w, key = writers[s], f"articles/dt={dt}/{iid}-{s:03d}.parquet"
+                w, key = writers[s], article_key(dt, iid, s)
                 if lease is not None:
                     lease.check()
                 lake.put_file(key, w.path)
                 shards.append(FileInfo(key, w.rows, w.path.stat().st_size))
             index_info = _put_index(lake, interval, [writers[s].path for s in sorted(writers)], tmp)
             if fetch_log is not None:
-                key, path = f"fetch_log/dt={dt}/{iid}.parquet", tmp / "fetch_log.parquet"
+                key, path = fetch_log_key(dt, iid), tmp / "fetch_log.parquet"
                 lake.put_file(key, path)
                 log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
         release_interval(lake, dt, iid)  # a rerun on a compacted day: its new files become visible
@@ -377,9 +372,9 @@ def _finish(
     new = {f.key for f in shards} | ({log_info.key} if log_info else set())
     new |= {index_info.key} if index_info else set()
     pattern = _shard_pattern(interval)
-    old = [k for k in lake.list(f"articles/dt={dt}/") if pattern.match(k)]
+    old = [k for k in lake.list(articles_prefix(dt)) if pattern.match(k)]
     old += [k for k in lake.list(index_key(dt, iid)) if k == index_key(dt, iid)]
-    log_key = f"fetch_log/dt={dt}/{iid}.parquet"
+    log_key = fetch_log_key(dt, iid)
     old += [k for k in lake.list(log_key) if k == log_key]
     stale = sorted(set(old) - new)
     if stale:

@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from etl.errors import StoreError
-from etl.lake import LakeSettings, connect, open_lake
+from etl.lake import MANIFEST_KEY, LakeSettings, connect, open_lake
 
 log = logging.getLogger("etl.report.figures")
 
 DROP = 0.5  # a value under half of the trailing mean is a sharp drop
 TRAILING_DAYS = 7
 MIN_TRAILING = 3  # days of history needed before a source can be flagged
-_RUN_KEY = re.compile(r"^_runs/(\d{4})(\d{2})(\d{2})T[^/]*\.json$")
 
 
 @dataclass
@@ -55,7 +53,7 @@ def _manifests(lake_uri: str | LakeSettings, since: str | None) -> list[dict[str
     lake = open_lake(lake_uri)
     out = []
     for key in lake.list("_runs/"):
-        m = _RUN_KEY.match(key)
+        m = MANIFEST_KEY.match(key)
         if not m or (since and "-".join(m.groups()) < since):
             continue
         try:

@@ -28,7 +28,7 @@ from etl.fetch import (
     validators_from_json,
     validators_to_json,
 )
-from etl.lake import Lake, seen_ids, update_json_object, write_table
+from etl.lake import Lake, seen_ids, update_json_object, validators_key, write_table
 from etl.runner.rawzone import read_index
 from etl.schema import fetch_log_schema
 from etl.workdir import workdir
@@ -82,7 +82,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
             return {**out, "mode": "resume", "count": 0}
         log.info("source %s %s: listing pending, discovering again", source_id, run.interval.id)
     seen = seen_for(run)
-    state_key = f"_state/validators/{source_id}.json"
+    state_key = validators_key(source_id)
     validators = (
         validators_from_json(run.lake.get_bytes(state_key)) if run.lake.exists(state_key) else {}
     )

@@ -27,15 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from etl.errors import EtlError
 from etl.fetch import Fetcher, FetchLog, FetchPolicy, WarcArchive, read_record
-from etl.lake import raw_key, read_table
+from etl.lake import attempt_warc_key, raw_key, raw_log_key, read_table
 from etl.records import Candidate
 from etl.runner.rawzone import (
     Pending,
     RawIndex,
-    attempt_warc_key,
     commit,
     is_transient_row,
-    log_key_for,
     read_index,
     read_log,
     row_dict,
@@ -235,7 +233,7 @@ def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]
         seen_pages = {str(p["url"]) for p in old_pages}
         index = RawIndex(
             warc=warc_key,
-            fetch_log=log_key_for(warc_key),
+            fetch_log=raw_log_key(warc_key),
             attempt=run.attempt,
             failure=failure,
             pages=old_pages + [p for p in pages if str(p["url"]) not in seen_pages],

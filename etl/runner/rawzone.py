@@ -31,28 +31,16 @@ import pyarrow as pa
 
 from etl.errors import StoreError
 from etl.fetch import FetchLog
-from etl.lake import Lake, raw_key, read_table, write_table
+from etl.lake import Lake, raw_index_key, raw_key, raw_log_key, read_table, write_table
 from etl.records import Interval
 from etl.schema import fetch_log_schema
 
-__all__ = ["Pending", "RawIndex", "commit", "index_key", "read_index", "read_log", "row_of"]
+__all__ = ["Pending", "RawIndex", "commit", "read_index", "read_log", "row_of"]
 
 log = logging.getLogger("etl.runner.rawzone")
 
 TRANSIENT_KINDS = frozenset(("connect", "network", "dns", "timeout", "http-429", "http-5xx"))
 _LOG_FIELDS = tuple(f.name for f in fields(FetchLog))
-
-
-def index_key(source_id: str, interval: Interval) -> str:
-    return raw_key(source_id, interval).removesuffix(".warc.gz") + ".pages.jsonl"
-
-
-def log_key_for(warc_key: str) -> str:
-    return warc_key.removesuffix(".warc.gz") + ".fetch_log.parquet"
-
-
-def attempt_warc_key(source_id: str, interval: Interval, attempt: str) -> str:
-    return raw_key(source_id, interval).removesuffix(".warc.gz") + f".{attempt}.warc.gz"
 
 
 def is_transient_row(row: FetchLog) -> bool:
@@ -136,7 +124,7 @@ class RawIndex:
     @classmethod
     def from_bytes(cls, data: bytes, source_id: str, interval: Interval) -> RawIndex:
         warc = raw_key(source_id, interval)  # an index from before the header line
-        index = cls(warc, log_key_for(warc))
+        index = cls(warc, raw_log_key(warc))
         for line in data.decode("utf-8").splitlines():
             if not line.strip():
                 continue
@@ -161,7 +149,7 @@ def read_index(
     lake: Lake, source_id: str, interval: Interval, *, lenient: bool = False
 ) -> RawIndex | None:
     """The index, ``None`` if there is none (or, ``lenient``, if it cannot be read)."""
-    key = index_key(source_id, interval)
+    key = raw_index_key(source_id, interval)
     if not lake.exists(key):
         return None
     if lenient:
@@ -201,8 +189,8 @@ def commit(
             [r.as_row(interval.dt) for r in rows], schema=fetch_log_schema()
         )
         write_table(lake, index.fetch_log, table)
-    lake.put_bytes(index_key(source_id, interval), index.to_bytes())
-    keep = {index.warc, index.fetch_log, index_key(source_id, interval)}
+    lake.put_bytes(raw_index_key(source_id, interval), index.to_bytes())
+    keep = {index.warc, index.fetch_log, raw_index_key(source_id, interval)}
     stem = raw_key(source_id, interval).removesuffix(".warc.gz")
     stale = [k for k in lake.list(stem + ".") if k not in keep]
     if old is not None:

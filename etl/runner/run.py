@@ -17,17 +17,13 @@ from etl.lake import (
     Lake,
     new_attempt,
     open_lake,
+    staging_key,
 )
 from etl.records import Interval
 
-__all__ = ["Run", "plan", "staging_prefix"]
+__all__ = ["Run", "plan"]
 
 log = logging.getLogger("etl.runner.run")
-
-
-def staging_prefix(interval: Interval, attempt: str | None = None) -> str:
-    """``_staging/<interval>/`` (every attempt's work) or ``_staging/<interval>/<attempt>/``."""
-    return "/".join(("_staging", interval.id, *((attempt,) if attempt else ()))) + "/"
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,7 @@ class Run:
 
     def staging(self, *parts: str) -> str:
         """A key under this attempt's staging: ``_staging/<interval>/<attempt>/<parts>``."""
-        return "/".join(("_staging", self.interval.id, self.attempt, *parts))
+        return staging_key(self.interval, self.attempt, *parts)
 
     def client(self) -> httpx.Client:
         return http_client()  # every request under a deadline (etl.fetch.deadline)
