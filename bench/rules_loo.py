@@ -1,7 +1,7 @@
 """Leave-one-out of the shipped global rules on the --global-only score of the dev corpus.
 
-For every global prune rule (etl/rules/prune.yaml) and every global boilerplate rule
-(etl/rules/boilerplate.yaml), the corpus is scored with that one rule taken out and the domain
+For every global prune rule (etl/article/rules/prune.yaml) and every global boilerplate rule
+(etl/article/rules/boilerplate.yaml), the corpus is scored with that one rule taken out and the domain
 rules off; the change in F1 (and the pages that change) is printed. A rule whose removal does not
 lower F1 does not earn its place on pages it was not written for.
 

@@ -6,7 +6,7 @@ ends. The schedule (03:00 UTC, a real one-day interval) leaves the day's last ho
 `news_ingest` run three hours to finish. `compact` merges the day's hourly article files into a
 few files sorted by (`source_id`, `published_at`), with row groups of about 128 MB, links
 near-duplicates across sources through `duplicate_of`, and switches readers to the new files in
-one step (the day's `_compact/dt=D.json` pointer); see `etl/compact.py`.
+one step (the day's `_compact/dt=D.json` pointer); see `etl/lake/compact.py`.
 
 * **Idempotent**: rerunning a day with nothing new does nothing; a run killed at any point is
   repaired by the next one (files of an unfinished generation are never read and get deleted).

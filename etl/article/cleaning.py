@@ -1,4 +1,4 @@
-"""Boilerplate cleaning: a rule engine over the extracted text, rules in ``etl/rules/*.yaml``.
+"""Boilerplate cleaning: a rule engine over the extracted text, rules in ``rules/*.yaml``.
 
 Each rule has an ``id``, a ``scope`` (``global`` or a domain, which also covers its subdomains)
 and a ``kind``:

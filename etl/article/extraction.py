@@ -3,8 +3,8 @@
 One parse per page: bytes are decoded (:mod:`etl.article.charset`), parsed once, metadata is read
 from the tree (:mod:`etl.article.metadata`), captions are collected, then trafilatura extracts
 the body from the same tree with widget blocks pruned by the XPath rules in
-``etl/rules/prune.yaml`` (global plus per-domain). The fast path skips trafilatura's fallback
-extractors; pages whose fast result is short are extracted again with them.
+``etl/article/rules/prune.yaml`` (global plus per-domain). The fast path skips trafilatura's
+fallback extractors; pages whose fast result is short are extracted again with them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The lake as a small key/value interface: a local folder or an S3-compatible bucket.
+"""The lake as a small key/value interface (:class:`Lake`): a local folder or an S3 bucket.
 
 Opened by :func:`~etl.lake.open_lake`. Keys are relative, ``/``-separated
 (``articles/dt=.../x.parquet``).
