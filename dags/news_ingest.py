@@ -38,13 +38,48 @@ Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gat
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
 
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
 ARTICLES = Asset(name="news_articles", uri="newsetl://lake/articles")
+
+if TYPE_CHECKING:  # the XCom values: the step results of etl.runner plus the task's item
+    from etl.runner import Discovered, Fetched, Processed, Published, Validated
+
+_R = TypeVar("_R", bound=Mapping[str, Any])
+
+
+class Base(TypedDict):
+    """What every task of a DAG run is given (``plan``)."""
+
+    attempt: str
+    start: str
+    end: str
+    lake: str
+    sources: str
+    refetch: bool
+    holder: str
+
+
+class Item(Base):
+    """One mapped task's item: the run's base and its source."""
+
+    source: str
+
+
+if TYPE_CHECKING:
+
+    class DiscoverItem(Item, Discovered): ...
+
+    class FetchItem(Item, Fetched, total=False): ...
+
+    class ProcessItem(Item, Processed, total=False): ...
+
+    class PublishItem(Item, Published): ...
 
 
 def _env_number(name: str, default: float, *, minimum: float) -> float:
@@ -90,7 +125,7 @@ def _settings(lake: str | None, sources: str | None) -> Any:
     return load_settings(lake=settings.lake, sources=sources, lake_conn=conn)
 
 
-def _run(item: dict[str, Any]) -> Any:
+def _run(item: Mapping[str, Any]) -> Any:
     """The etl Run for a task's item; a terminal etl error fails the task without retries."""
     from datetime import datetime
 
@@ -112,7 +147,7 @@ def _tries_left(context: dict[str, Any]) -> bool:
     return try_number <= max_tries
 
 
-def _retry_unless_last(result: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+def _retry_unless_last(result: _R, context: dict[str, Any]) -> _R:
     """Raise a transient error for what ``result`` left pending while retries remain (Airflow
     retries the task); on the last try return it, so the others are published all the same."""
     from etl.runner import raise_if_incomplete
@@ -147,7 +182,7 @@ def _holder(context: Any) -> str:
     return f"airflow:{dag_run.dag_id}/{dag_run.run_id}#{getattr(dag_run, 'clear_number', 0) or 0}"
 
 
-def _leased(item: dict[str, Any], fn: Any, *args: Any, last: bool = False) -> Any:
+def _leased(item: Mapping[str, Any], fn: Any, *args: Any, last: bool = False) -> Any:
     """Run one etl step holding the interval lease as the DAG run's holder. ``last``: release
     it after success or a terminal failure (a transient one keeps it for the retry)."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -200,7 +235,7 @@ def _leased(item: dict[str, Any], fn: Any, *args: Any, last: bool = False) -> An
 )
 def news_ingest() -> None:
     @task
-    def plan(**context: Any) -> list[dict[str, Any]]:
+    def plan(**context: Any) -> list[Item]:
         """Resolve the interval and configuration, validate sources.yaml: one item per source."""
         from etl.lake import new_attempt
         from etl.records import Interval
@@ -218,7 +253,7 @@ def news_ingest() -> None:
         _step(Run.open, settings, interval)  # validates the sources file (terminal if bad)
         # one attempt per DAG run: every task of the run stages under it, retries included
         attempt = new_attempt(getattr(context.get("dag_run"), "run_id", None) or "manual")
-        base = {
+        base: Base = {
             "attempt": attempt,
             "start": interval.start.isoformat(),
             "end": interval.end.isoformat(),
@@ -231,41 +266,46 @@ def news_ingest() -> None:
 
     # multiple_outputs=False: a task returning a dict pushes one XCom, not one more per key.
     @task(multiple_outputs=False)
-    def discover(item: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def discover(item: Item, **context: Any) -> DiscoverItem:
         from etl.runner import discover_step
 
-        found = {**item, **_leased(item, discover_step, item["source"])}
+        result: Discovered = _leased(item, discover_step, item["source"])
+        found: DiscoverItem = {**item, **result}
         return _retry_unless_last(found, context)
 
     @task(pool="news_http", multiple_outputs=False)
-    def fetch(item: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def fetch(item: DiscoverItem, **context: Any) -> FetchItem:
         from etl.runner import fetch_step
 
-        fetched = {**item, **_leased(item, fetch_step, item)}
+        result: Fetched = _leased(item, fetch_step, item)
+        fetched: FetchItem = {**item, **result}
         if fetched.get("mode") == "failed":  # discover used its retries: record, go on
             return fetched
         return _retry_unless_last(fetched, context)
 
     @task(multiple_outputs=False)
-    def process(item: dict[str, Any]) -> dict[str, Any]:
+    def process(item: FetchItem) -> ProcessItem:
         from etl.runner import process_step
 
-        return {**item, **_leased(item, process_step, item)}
+        result: Processed = _leased(item, process_step, item)
+        return {**item, **result}
 
     @task(multiple_outputs=False)
-    def publish(items: list[dict[str, Any]]) -> dict[str, Any]:
+    def publish(items: list[ProcessItem]) -> PublishItem:
         from etl.runner import publish_step
 
         items = list(items[:])  # one slice request for the mapped results, not one per item
-        return {**items[0], **_leased(items[0], publish_step, items, last=True)}
+        result: Published = _leased(items[0], publish_step, items, last=True)
+        # the first item's keys ride along (validate reads only the base and the result's)
+        return cast("PublishItem", {**items[0], **result})
 
     @task(outlets=[ARTICLES], multiple_outputs=False)
-    def validate(published: dict[str, Any]) -> dict[str, Any]:
+    def validate(published: PublishItem) -> Validated:
         from airflow.sdk.exceptions import AirflowFailException
 
         from etl.runner import validate_step
 
-        figures = dict(_step(validate_step, _run(published)))
+        figures: Validated = _step(validate_step, _run(published))
         if figures.get("status") == "incomplete":
             pending = figures.get("pending") or []
             failed = [f["source"] for f in published.get("failed_sources") or []]

@@ -18,19 +18,71 @@ file, source or lake key it is about.
     │   └── LeaseError            transient another run holds the interval / publish lease, or
     │                                       took it over (names the lease key and the holder)
     └── QualityError              terminal  the quality gate refused an interval
+
+*What* went wrong is the error's ``kind``, one of :data:`ErrorKind` (also a ``fetch_log`` row's
+``error_class`` and a failed page's ``kind``). *Whether to retry* is said one way: the error's
+``transient`` flag (its class's default, or ``transient=`` for the classes that can be either);
+a step result that reports an error carries that flag under the same name, and
+:data:`TRANSIENT_KINDS` names the ``error_class`` values a transient fetch error leaves in a row.
 """
 
 from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = [
+    "ERROR_KINDS",
+    "TRANSIENT_KINDS",
+    "ConfigError",
+    "ErrorKind",
+    "EtlError",
+    "ExtractError",
+    "FetchError",
+    "FetchTerminal",
+    "FetchTransient",
+    "LeaseError",
+    "QualityError",
+    "SourceError",
+    "StoreError",
+]
+
+ErrorKind = Literal[
+    # the class-level kinds of the tree below
+    "error", "config", "source", "fetch", "extract", "store", "quality",
+    "lease-held", "lease-lost",
+    # fetching (a fetch_log row's error_class)
+    "address-blocked", "bad-url", "connect", "deadline", "dns", "network", "timeout",
+    "http-1xx", "http-3xx", "http-429", "http-4xx", "http-5xx", "not-found", "robots",
+    "redirect-loop", "too-many-redirects", "too-large", "wrong-type", "pending",
+    # sources
+    "listing", "parse", "internal",
+    # pages (extract: a failed page's row)
+    "bad-encoding", "binary", "empty", "no-text", "no-url", "too-complex", "too-deep",
+    "undecodable", "unreadable",
+]  # fmt: skip
+"""What went wrong, as one word: an error's ``kind`` and a ``fetch_log`` row's ``error_class``."""
+
+ERROR_KINDS: frozenset[str] = frozenset(get_args(ErrorKind))
+
+TRANSIENT_KINDS: frozenset[ErrorKind] = frozenset(
+    ("connect", "network", "dns", "timeout", "http-429", "http-5xx")
+)
+"""The fetch_log error classes a later try may not repeat (the row of a transient error)."""
 
 
 class EtlError(Exception):
     """Base of every newsetl error. ``subject`` is the URL, file, source id or key concerned."""
 
     transient: bool = False
-    kind: str = "error"
+    kind: ErrorKind = "error"
 
     def __init__(
-        self, subject: str, message: str, *, kind: str | None = None, transient: bool | None = None
+        self,
+        subject: str,
+        message: str,
+        *,
+        kind: ErrorKind | None = None,
+        transient: bool | None = None,
     ) -> None:
         self.subject = subject
         self.message = message
@@ -44,19 +96,19 @@ class EtlError(Exception):
 class ConfigError(EtlError):
     """Invalid configuration: names the file or variable and the field."""
 
-    kind = "config"
+    kind: ErrorKind = "config"
 
 
 class SourceError(EtlError):
     """A source (feed, sitemap, URL list, WARC) could not be read or parsed."""
 
-    kind = "source"
+    kind: ErrorKind = "source"
 
 
 class FetchError(EtlError):
     """An HTTP fetch failed; ``kind`` is the fetch_log error class."""
 
-    kind = "fetch"
+    kind: ErrorKind = "fetch"
 
 
 class FetchTransient(FetchError):
@@ -70,13 +122,13 @@ class FetchTerminal(FetchError):
 class ExtractError(EtlError):
     """A page yielded no article: ``kind`` is empty, binary, undecodable, no-text, parse."""
 
-    kind = "extract"
+    kind: ErrorKind = "extract"
 
 
 class StoreError(EtlError):
     """A lake operation failed; ``subject`` is the key or URI."""
 
-    kind = "store"
+    kind: ErrorKind = "store"
 
 
 class LeaseError(StoreError):
@@ -85,11 +137,16 @@ class LeaseError(StoreError):
     ``kind`` is ``lease-held`` (acquisition gave up waiting) or ``lease-lost`` (a renewal
     found another holder); ``holder`` is the other holder, when known."""
 
-    kind = "lease-held"
+    kind: ErrorKind = "lease-held"
     transient = True
 
     def __init__(
-        self, subject: str, message: str, *, kind: str | None = None, holder: str | None = None
+        self,
+        subject: str,
+        message: str,
+        *,
+        kind: ErrorKind | None = None,
+        holder: str | None = None,
     ) -> None:
         super().__init__(subject, message, kind=kind)
         self.holder = holder
@@ -98,4 +155,4 @@ class LeaseError(StoreError):
 class QualityError(EtlError):
     """The quality gate refused an interval's output."""
 
-    kind = "quality"
+    kind: ErrorKind = "quality"

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from etl.errors import ErrorKind
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -163,5 +165,5 @@ class Failure:
 
     id: str
     subject: str
-    kind: str
+    kind: ErrorKind
     error: str

@@ -9,15 +9,9 @@ from typing import TYPE_CHECKING
 from etl._lazy import surface
 
 if TYPE_CHECKING:
-    from etl.discover.documents import (
-        discover as discover,
-    )
-    from etl.discover.files import (
-        SourceFiles as SourceFiles,
-    )
-    from etl.discover.warc import (
-        read_warc as read_warc,
-    )
+    from etl.discover.documents import discover as discover
+    from etl.discover.files import SourceFiles as SourceFiles
+    from etl.discover.warc import read_warc as read_warc
 
 __all__, __getattr__, __dir__ = surface(
     __name__,

@@ -19,7 +19,7 @@ import zlib
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from etl.errors import ConfigError, SourceError
+from etl.errors import ConfigError, ErrorKind, SourceError
 from etl.lake import LakeSettings
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class SourceFiles:
             try:
                 return Path(location).open("rb")
             except OSError as exc:
-                kind = "not-found" if isinstance(exc, FileNotFoundError) else "source"
+                kind: ErrorKind = "not-found" if isinstance(exc, FileNotFoundError) else "source"
                 raise SourceError(
                     location, f"cannot open: {exc.strerror or exc}", kind=kind
                 ) from None
@@ -190,7 +190,7 @@ def source_error(location: str, op: str, exc: BaseException) -> SourceError:
     if isinstance(
         exc, FileNotFoundError | IsADirectoryError | NotADirectoryError | PermissionError
     ):
-        kind = "not-found" if isinstance(exc, FileNotFoundError) else "source"
+        kind: ErrorKind = "not-found" if isinstance(exc, FileNotFoundError) else "source"
         return SourceError(location, f"{op} failed: {exc.strerror or exc}", kind=kind)
     if isinstance(exc, ConnectionError | HTTPClientError | IncompleteReadError | OSError):
         return SourceError(location, f"{op} failed: {exc}", transient=True)

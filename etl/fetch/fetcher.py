@@ -34,7 +34,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from etl.config import redact_url
-from etl.errors import FetchError, FetchTerminal, FetchTransient
+from etl.errors import TRANSIENT_KINDS, FetchError, FetchTerminal, FetchTransient
 from etl.fetch import netguard
 from etl.fetch.archive import Exchange, WarcArchive
 from etl.fetch.body import Body, read_body
@@ -72,7 +72,8 @@ _ACCEPT = {
     "document": "application/rss+xml,application/atom+xml,application/xml,text/xml,*/*;q=0.5",
 }
 _REDIRECTS = (301, 302, 303, 307, 308)
-_RETRY_KINDS = ("connect", "network", "dns", "http-429", "http-5xx")
+# retried within the run; a timed-out request used its deadline: the next try or run retries it
+_RETRY_KINDS = TRANSIENT_KINDS - {"timeout"}
 _ERROR_BODY_BYTES = 64 * 1024
 # httpcore's trace event once a request's headers are written ("http11." / "http2." prefix)
 SENT_EVENT = ".send_request_headers.complete"

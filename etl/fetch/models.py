@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 from protego import Protego
+from pydantic import Field
 
-from etl.config import DEFAULT_MAX_BYTES, DEFAULT_USER_AGENT, SourcesFile
+from etl.config import DEFAULT_USER_AGENT, FetchOptions, SourcesFile
 from etl.errors import FetchError, FetchTerminal, FetchTransient
 from etl.fetch.body import Body
 from etl.records import Page
@@ -37,34 +38,25 @@ FETCH_LOG_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class FetchPolicy:
-    """Limits for one run's fetches (:meth:`from_config` reads the ``fetch:`` section)."""
+class FetchPolicy(FetchOptions):
+    """Limits for one run's fetches: the ``fetch:`` section of sources.yaml (:class:`FetchOptions`,
+    its fields, bounds and defaults) plus what the file says at its top level and the run's own
+    knobs. :meth:`from_config` reads a sources file."""
 
     user_agent: str = DEFAULT_USER_AGENT
     allow_private_addresses: bool = False
-    max_concurrency: int = 16
-    per_host_concurrency: int = 2
-    per_host_delay_s: float = 1.0  # when a candidate names none
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0
-    total_timeout_s: float = 120.0
-    max_bytes: int = DEFAULT_MAX_BYTES  # articles
-    max_document_bytes: int = 50 * 1024 * 1024  # feeds, sitemaps, lists
-    max_redirects: int = 5
-    max_attempts: int = 4
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
-    max_retry_after_s: float = 120.0
-    max_crawl_delay_s: float = 60.0
-    lookahead: int = 10_000  # candidates queued ahead of the workers
+    per_host_delay_s: Annotated[float, Field(ge=0)] = 1.0  # when a candidate names none
+    max_document_bytes: Annotated[int, Field(ge=1024)] = 50 * 1024 * 1024  # feeds, sitemaps
+    lookahead: Annotated[int, Field(ge=1)] = 10_000  # candidates queued ahead of the workers
 
     @classmethod
     def from_config(cls, sources: SourcesFile) -> FetchPolicy:
-        names = {f.name for f in fields(cls)}
-        options = {k: v for k, v in sources.fetch.model_dump().items() if k in names}
         private = sources.allow_private_addresses
-        return cls(user_agent=sources.user_agent, allow_private_addresses=private, **options)
+        return cls(
+            **sources.fetch.model_dump(),
+            user_agent=sources.user_agent,
+            allow_private_addresses=private,
+        )
 
 
 @dataclass(frozen=True)
@@ -256,7 +248,9 @@ def status_error(url: str, status: int) -> FetchError | None:
         return FetchTransient(url, f"HTTP {status}", kind="http-5xx")
     if status >= 400:
         return FetchTerminal(url, f"HTTP {status}", kind="http-4xx")
-    return FetchTerminal(url, f"unexpected HTTP {status}", kind=f"http-{status // 100}xx")
+    return FetchTerminal(
+        url, f"unexpected HTTP {status}", kind="http-1xx" if status < 200 else "http-3xx"
+    )
 
 
 def retry_after(value: str | None) -> float | None:

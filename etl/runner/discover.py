@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from etl.config import SourceConfig
 from etl.discover import SourceFiles, discover
-from etl.errors import EtlError, SourceError
+from etl.errors import ErrorKind, EtlError, SourceError
 from etl.fetch import (
     Fetcher,
     FetchLog,
@@ -30,6 +30,7 @@ from etl.fetch import (
 )
 from etl.lake import Lake, seen_ids, update_json_object, validators_key, write_table
 from etl.runner.rawzone import read_index
+from etl.runner.results import Discovered
 from etl.schema import fetch_log_schema
 from etl.workdir import workdir
 
@@ -60,7 +61,7 @@ def seen_for(run: Run) -> frozenset[str]:
     return seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval, with_urls=True)
 
 
-def discover_step(run: Run, source_id: str) -> dict[str, Any]:
+def discover_step(run: Run, source_id: str) -> Discovered:
     """List a source's candidates for the interval (or decide to replay / resume / read a WARC).
 
     A discovery that fails (any error: a listing over the size cap, a blocked address, a 4xx or
@@ -68,7 +69,12 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
     its rows are staged for the fetch step, which archives them.
     """
     src = run.source(source_id)
-    out: dict[str, Any] = {"source": source_id, "interval": run.interval.id, "attempt": run.attempt}
+    out: Discovered = {
+        "source": source_id,
+        "interval": run.interval.id,
+        "attempt": run.attempt,
+        "mode": "fetch",
+    }
     if src.kind == "warc":
         return {**out, "mode": "warc"}
     existing = read_index(run.lake, source_id, run.interval, lenient=run.refetch)
@@ -109,7 +115,7 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
             except EtlError as exc:
                 failure = exc
             except Exception as exc:  # a malformed URL (a bad port) or a bug: this source only
-                kind = "bad-url" if isinstance(exc, ValueError) else "internal"
+                kind: ErrorKind = "bad-url" if isinstance(exc, ValueError) else "internal"
                 if kind == "internal":
                     log.exception("source %s: discovery failed", source_id)
                 where = src.url or src.path

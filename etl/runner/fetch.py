@@ -38,6 +38,7 @@ from etl.runner.rawzone import (
     read_log,
     row_dict,
 )
+from etl.runner.results import Discovered, Fetched
 from etl.schema import fetch_log_schema
 from etl.urls import origin
 from etl.workdir import workdir
@@ -97,7 +98,7 @@ def _remember_robots(fetcher: Fetcher, rows: list[FetchLog], warc: bytes) -> Non
             fetcher.remember_robots(origin(r.url), page.body)
 
 
-def fetch_into_raw(run: Run, discovered: dict[str, Any], staged: list[Candidate]) -> dict[str, Any]:
+def fetch_into_raw(run: Run, discovered: Discovered, staged: list[Candidate]) -> Fetched:
     """The raw zone of ``discovered['source']`` after this step (see the module docstring)."""
     sid, mode = discovered["source"], discovered["mode"]
     lake, interval = run.lake, run.interval

@@ -22,8 +22,8 @@ discovers that source again).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from etl.errors import EtlError, FetchTransient, SourceError
 from etl.lake import (
@@ -34,6 +34,7 @@ from etl.runner.discover import discover_step, read_jsonl
 from etl.runner.fetch import candidate_of, fetch_into_raw
 from etl.runner.process import process_step
 from etl.runner.publish import publish_step, validate_step
+from etl.runner.results import Discovered, Fetched, IntervalResult, Processed
 from etl.runner.run import Run, plan
 
 __all__ = ["fetch_step", "raise_if_incomplete", "run_interval", "source_steps"]
@@ -41,7 +42,7 @@ __all__ = ["fetch_step", "raise_if_incomplete", "run_interval", "source_steps"]
 log = logging.getLogger("etl.runner.interval")
 
 
-def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
+def fetch_step(run: Run, discovered: Discovered) -> Fetched:
     """Fetch a source's candidates, or only its pending URLs, into its raw zone.
 
     Never raises for a transient failure of a URL: it archives what succeeded and returns
@@ -49,7 +50,7 @@ def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
     """
     mode = discovered.get("mode")
     if mode not in ("fetch", "resume", "failed"):
-        return discovered
+        return cast("Fetched", discovered)  # replay, warc: nothing to fetch, no fetch keys
     staged = []
     if mode == "fetch":
         data = run.lake.get_bytes(discovered["candidates"])
@@ -57,7 +58,7 @@ def fetch_step(run: Run, discovered: dict[str, Any]) -> dict[str, Any]:
     return fetch_into_raw(run, discovered, staged)
 
 
-def raise_if_incomplete(result: dict[str, Any]) -> None:
+def raise_if_incomplete(result: Mapping[str, Any]) -> None:
     """A transient error naming what a step left pending (for Airflow to retry the task)."""
     source = result.get("source", "?")
     if result.get("mode") == "failed" and result.get("transient"):
@@ -72,7 +73,7 @@ def raise_if_incomplete(result: dict[str, Any]) -> None:
 
 def source_steps(
     run: Run, source_id: str, on_step: Callable[[str], None] | None = None
-) -> dict[str, Any]:
+) -> Processed:
     """discover → fetch → process for one source; an error of this source is its result
     (mode ``error``), never the end of the run."""
     step = on_step or (lambda _name: None)
@@ -99,7 +100,7 @@ def source_steps(
 
 def run_interval(
     run: Run, *, holder: str | None = None, on_step: Callable[[str], None] | None = None
-) -> dict[str, Any]:
+) -> IntervalResult:
     """All steps in a row (``newsetl run``): every source, then one publish and validate,
     holding the interval's lease throughout (a second run of the interval waits
     ``settings.lease.wait_s``, then fails naming this holder)."""

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -24,6 +23,7 @@ from etl.records import Article, Failure, Page
 from etl.runner.discover import seen_for
 from etl.runner.ingestion import failure_log
 from etl.runner.rawzone import read_index
+from etl.runner.results import Fetched, Processed
 from etl.runner.run import Run
 from etl.schema import article_schema
 from etl.workdir import workdir
@@ -56,7 +56,7 @@ def _pages(run: Run, src: SourceConfig, mode: str) -> Iterator[Page]:
         )
 
 
-def process_step(run: Run, fetched: dict[str, Any]) -> dict[str, Any]:
+def process_step(run: Run, fetched: Fetched) -> Processed:
     """Extract, clean and normalize a source's pages into a staged Parquet file."""
     from etl.article import normalize
 

@@ -21,6 +21,7 @@ from etl.lake import (
     seen_ids,
 )
 from etl.runner.rawzone import read_index, read_log
+from etl.runner.results import Processed, Published, Validated
 from etl.runner.run import Run
 from etl.schema import ARTICLE_VERSION, article_schema, fetch_log_schema
 
@@ -33,7 +34,7 @@ _NOT_FIGURES = ("rule_hits", "articles", "candidates", "attempt", "interval")
 
 
 def _raw_state(
-    run: Run, processed: list[dict[str, Any]]
+    run: Run, processed: list[Processed]
 ) -> tuple[list[pa.Table], list[dict[str, Any]], list[dict[str, Any]]]:
     """Per source: the fetch_log tables (raw final rows, pending rows, this attempt's process
     failures), the pending URLs and the failed sources, read from the lake."""
@@ -67,7 +68,7 @@ def _raw_state(
     return tables, pending, failed
 
 
-def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
+def publish_step(run: Run, processed: list[Processed]) -> Published:
     """The exactly-once switch: dedupe this attempt's staged articles, gate, publish.
 
     The manifest says ``status`` (``incomplete`` while URLs are pending or a source failed
@@ -135,7 +136,7 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
         "manifest": manifest.key,
         "urls_tried": fetch_log.num_rows,
         "deleted": list(manifest.deleted),
-        "status": manifest.status,
+        "status": "incomplete" if manifest.status == "incomplete" else "complete",
         "pending": [p["url"] for p in pending],
         "failed_sources": failed,
         "attempt": run.attempt,
@@ -149,7 +150,7 @@ def _drop_staging(run: Run) -> None:
         run.lake.delete(leftovers)
 
 
-def validate_step(run: Run) -> dict[str, Any]:
+def validate_step(run: Run) -> Validated:
     """Check the published interval: schema, empty-text and duplicate rates (the gate itself
     ran before publish); ``status``/``pending`` as the manifest says."""
     q = run.settings.quality
@@ -176,12 +177,12 @@ def validate_step(run: Run) -> dict[str, Any]:
     n = len(ids)
     empty_rate = short / n if n else 0.0
     dup_rate = (n - len(set(ids))) / n if n else 0.0
-    figures = {
+    figures: Validated = {
         "interval": run.interval.id,
         "articles": n,
         "empty_rate": round(empty_rate, 4),
         "duplicate_rate": round(dup_rate, 4),
-        "status": manifest.get("status", "complete"),
+        "status": "incomplete" if manifest.get("status") == "incomplete" else "complete",
         "pending": [p["url"] for p in manifest.get("pending") or []],
         "checked_at": datetime.now(UTC).isoformat(),
     }

@@ -29,7 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from etl.errors import StoreError
+from etl.errors import TRANSIENT_KINDS, StoreError
 from etl.fetch import FetchLog
 from etl.lake import Lake, raw_index_key, raw_key, raw_log_key, read_table, write_table
 from etl.records import Interval
@@ -39,7 +39,6 @@ __all__ = ["Pending", "RawIndex", "commit", "read_index", "read_log", "row_of"]
 
 log = logging.getLogger("etl.runner.rawzone")
 
-TRANSIENT_KINDS = frozenset(("connect", "network", "dns", "timeout", "http-429", "http-5xx"))
 _LOG_FIELDS = tuple(f.name for f in fields(FetchLog))
 
 
