@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from etl.errors import ErrorKind
 
@@ -157,6 +159,52 @@ class Candidate:
     rules: str | None = None
     per_host_delay_s: float | None = None
     user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What a listing said about an article, carried from its :class:`Candidate` to its
+    :class:`Page` and kept in the raw zone's page index (so a replay gets them back)."""
+
+    published: datetime | None = None
+    authors: tuple[str, ...] = ()
+    language: str | None = None
+    rules: str | None = None
+
+    @classmethod
+    def of(cls, c: Candidate | None) -> Hints:
+        if c is None:
+            return cls()
+        return cls(c.listed_at, c.authors_hint, c.language_hint, c.rules)
+
+    @classmethod
+    def from_entry(cls, entry: Mapping[str, Any]) -> Hints:
+        """From a page-index entry (:meth:`entry`)."""
+        published = entry.get("published_hint")
+        return cls(
+            datetime.fromisoformat(published) if published else None,
+            tuple(entry.get("authors_hint") or ()),
+            entry.get("language_hint"),
+            entry.get("rules"),
+        )
+
+    def entry(self) -> dict[str, Any]:
+        """The page-index fields (keys as stored in the lake)."""
+        return {
+            "published_hint": self.published,
+            "authors_hint": list(self.authors),
+            "language_hint": self.language,
+            "rules": self.rules,
+        }
+
+    def page_fields(self) -> dict[str, Any]:
+        """The :class:`Page` fields they fill (``replace(page, **hints.page_fields())``)."""
+        return {
+            "published_hint": self.published,
+            "authors_hint": self.authors,
+            "language_hint": self.language,
+            "rules": self.rules,
+        }
 
 
 @dataclass(frozen=True)

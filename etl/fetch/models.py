@@ -17,7 +17,7 @@ from pydantic import Field
 from etl.config import DEFAULT_USER_AGENT, FetchOptions, SourcesFile
 from etl.errors import FetchError, FetchTerminal, FetchTransient
 from etl.fetch.body import Body
-from etl.records import Page
+from etl.records import Hints, Page
 from etl.urls import article_id, origin
 
 if TYPE_CHECKING:
@@ -226,10 +226,7 @@ def conclude(
         fetched_at=r.fetched_at,
         source_id=job.source_id,
         raw_ref=r.raw_ref,
-        rules=c.rules if c else None,
-        language_hint=c.language_hint if c else None,
-        published_hint=c.listed_at if c else None,
-        authors_hint=c.authors_hint if c else (),
+        **Hints.of(c).page_fields(),
     )
     etag, modified = r.headers.get("etag"), r.headers.get("last-modified")
     validators = None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from etl.errors import EtlError
 from etl.fetch import Fetcher, FetchLog, FetchPolicy, WarcArchive, read_record
 from etl.lake import attempt_warc_key, raw_key, raw_log_key, read_table
-from etl.records import Candidate
+from etl.records import Candidate, Hints
 from etl.runner.rawzone import (
     Pending,
     RawIndex,
@@ -157,10 +157,7 @@ def fetch_into_raw(run: Run, discovered: Discovered, staged: list[Candidate]) ->
                         {
                             "raw_ref": row.raw_ref,
                             "url": result.page.url,
-                            "published_hint": cand.listed_at if cand else None,
-                            "authors_hint": list(cand.authors_hint) if cand else [],
-                            "language_hint": cand.language_hint if cand else None,
-                            "rules": cand.rules if cand else None,
+                            **Hints.of(cand).entry(),
                         }
                     )
                 transient = result.error is not None and result.error.transient

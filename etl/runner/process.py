@@ -7,7 +7,6 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -19,7 +18,7 @@ from etl.fetch import raw_loader
 from etl.lake import (
     write_table,
 )
-from etl.records import Article, Failure, Page
+from etl.records import Article, Failure, Hints, Page
 from etl.runner.discover import seen_for
 from etl.runner.ingestion import failure_log
 from etl.runner.rawzone import read_index
@@ -44,16 +43,11 @@ def _pages(run: Run, src: SourceConfig, mode: str) -> Iterator[Page]:
     raw = run.lake.get_bytes(index.warc)  # one download per source
     load = raw_loader(lambda _key: io.BytesIO(raw))
     for entry in index.pages:
-        page = load(entry["raw_ref"])
-        hint = entry.get("published_hint")
-        yield replace(
-            page,
-            source_id=src.id,
-            published_hint=datetime.fromisoformat(hint) if hint else None,
-            authors_hint=tuple(entry.get("authors_hint") or ()),
-            language_hint=entry.get("language_hint") or src.language,
-            rules=entry.get("rules") or src.rules,
+        hints = Hints.from_entry(entry)  # the source's language and rules where it had none
+        hints = replace(
+            hints, language=hints.language or src.language, rules=hints.rules or src.rules
         )
+        yield replace(load(entry["raw_ref"]), source_id=src.id, **hints.page_fields())
 
 
 def process_step(run: Run, fetched: Fetched) -> Processed:
