@@ -189,7 +189,8 @@ class Cluster(AirflowStack):
 
 
 def up(home: Path, port: int, site_port: int) -> int:
-    from airflow_ops import say, stack_env
+    from airflow_ops import stack_env
+    from demo import say
 
     with AirflowStack(home).locked():
         old = AirflowStack.attach(home)

@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 from botocore.config import Config
@@ -25,7 +25,16 @@ from botocore.config import Config
 __all__ = ["AWS_TEST_ENV", "AWS_UNSET", "CREDENTIALS", "REGION", "MotoServer", "free_port"]
 
 REGION = "us-east-1"
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class Credentials(TypedDict):
+    """The keyword arguments boto3.client takes for static credentials."""
+
+    aws_access_key_id: str
+    aws_secret_access_key: str
+
+
+CREDENTIALS: Credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
     "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
@@ -35,7 +44,12 @@ AWS_TEST_ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # discard port: nothing listens, nothing leaves
 }
-AWS_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION")
+AWS_UNSET: tuple[str, ...] = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+)
 AWS_UNSET += ("AWS_ENDPOINT_URL_S3", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
 AWS_UNSET += ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
 LOOPBACK = ("127.0.0.1", "localhost")
