@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
@@ -33,22 +34,24 @@ run = Run.open(settings, interval)
 assert isinstance(run.lake, LocalLake), run.lake
 processed = [process_step(run, fetch_step(run, discover_step(run, s))) for s in plan(run)]
 if mode == "kill-before-delete":
-    puts = []
+    puts: list[str] = []
     put_file, put_bytes = LocalLake.put_file, LocalLake.put_bytes
 
-    def recording_put_file(self, key, path):
+    def recording_put_file(self: LocalLake, key: str, path: str | os.PathLike[str]) -> None:
         put_file(self, key, path)
         puts.append(key)
 
-    def recording_put_bytes(self, key, data):
+    def recording_put_bytes(self: LocalLake, key: str, data: bytes) -> None:
         put_bytes(self, key, data)
         puts.append(key)
 
-    def killing_delete(self, keys):
+    def killing_delete(self: LocalLake, keys: Iterable[str]) -> None:
         print(json.dumps({"puts": puts, "deleting": list(keys)}), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    LocalLake.put_file, LocalLake.put_bytes = recording_put_file, recording_put_bytes
-    LocalLake.delete = killing_delete
+    # the probe patches the class on purpose (its only process): mypy forbids method assignment
+    LocalLake.put_file = recording_put_file  # type: ignore[method-assign]
+    LocalLake.put_bytes = recording_put_bytes  # type: ignore[method-assign]
+    LocalLake.delete = killing_delete  # type: ignore[method-assign]
 published = publish_step(run, processed)
 print(json.dumps({"published": published, "quality": validate_step(run)}), flush=True)

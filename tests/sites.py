@@ -97,6 +97,7 @@ class Site:
     @property
     def base(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server: never an AF_UNIX (bytes) address
         return f"http://{host}:{port}"
 
     def url(self, path: str) -> str:

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[1]
 KHARKIV = "Russian forces begin withdrawing from Kharkiv as Ukraine 'wins battle'"
-HOURS = ("20220514T0900Z-20220514T1000Z", "20220514T1000Z-20220514T1100Z")
+HOURS: tuple[str, ...] = ("20220514T0900Z-20220514T1000Z", "20220514T1000Z-20220514T1100Z")
 HOURS += ("20220514T1100Z-20220514T1200Z",)
 
 

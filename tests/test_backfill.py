@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow.parquet as pq
 import pytest
@@ -90,7 +90,7 @@ def interval_article_keys(lake: Path, hour: int) -> list[str]:
 
 def file_ids(lake: Path, key: str) -> list[str]:
     table = pq.read_table(lake / key, columns=["article_id"], use_threads=False)
-    ids: list[str] = table.column(0).to_pylist()
+    ids = cast("list[str]", table.column(0).to_pylist())
     return ids
 
 
@@ -142,7 +142,13 @@ class Backfills:
         return runs
 
     def runs(self, backfill_id: int | None = None) -> list[dict[str, Any]]:
-        cols = ("run_id", "state", "run_type", "logical_date", "data_interval_start")
+        cols: tuple[str, ...] = (
+            "run_id",
+            "state",
+            "run_type",
+            "logical_date",
+            "data_interval_start",
+        )
         cols += ("data_interval_end", "start_date", "end_date")
         where = "dag_id = %s" + (" AND backfill_id = %s" if backfill_id else "")
         params = (DAG_ID, backfill_id) if backfill_id else (DAG_ID,)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from lxml.html import fromstring
@@ -213,6 +214,8 @@ def test_extraction_lands_in_the_article_schema() -> None:
     ]
     rows[1]["extraction"] = {**rows[1]["extraction"], "agreement": None}  # one candidate ran
     batch = pa.RecordBatch.from_pylist(rows, schema=article_schema())
-    got = batch.column(batch.schema.get_field_index("extraction")).to_pylist()
+    got = cast(
+        "list[dict[str, Any]]", batch.column(batch.schema.get_field_index("extraction")).to_pylist()
+    )
     assert [g["method"] for g in got] == ["joined-siblings", "json-ld-live"]
     assert got[1]["agreement"] is None and got[0]["doubtful"] is False

@@ -114,7 +114,7 @@ def backfill(cluster: Any) -> list[tuple[Any, ...]]:
 
     rc = airflow_ops.backfill(cluster, at(HOURS[0], 0), at(HOURS[-1], 0), None)
     (backfill_id,) = cluster.query("SELECT max(id) FROM backfill")[0]
-    runs = cluster.query(
+    runs: list[tuple[Any, ...]] = cluster.query(
         "SELECT run_id, state, data_interval_start FROM dag_run WHERE backfill_id = %s"
         " ORDER BY data_interval_start",
         backfill_id,

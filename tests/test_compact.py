@@ -7,7 +7,7 @@ import io
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -91,7 +91,7 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
 
 
 def _ids(lake: Lake) -> list[str]:
-    return sorted(read_articles(lake, DT).column("article_id").to_pylist())
+    return sorted(cast("list[str]", read_articles(lake, DT).column("article_id").to_pylist()))
 
 
 def _day(lake: Lake) -> None:
@@ -191,7 +191,7 @@ def test_crash_before_the_switch_changes_nothing_readers_see(tmp_path: Path) -> 
             self.inner.put_bytes(key, data)
 
     with pytest.raises(Crash):
-        compact_day(Crashing(lake), DT)  # type: ignore[arg-type]
+        compact_day(Crashing(lake), DT)
     assert len(lake.list(f"articles/dt={DT}/")) == len(hourly) + 1  # an orphan generation
     assert visible_article_keys(lake, DT) == hourly and _ids(lake) == before
     _, rows = run_query(
@@ -299,7 +299,7 @@ def test_two_compactions_of_one_day_at_once(tmp_path: Path) -> None:
                 time.sleep(1.1)  # a later generation id
                 other.append(compact_day(self.inner, DT))
 
-    mine = compact_day(Racing(lake), DT)  # type: ignore[arg-type]
+    mine = compact_day(Racing(lake), DT)
     assert mine.skipped and mine.generation == other[0].generation
     assert lake.list(f"articles/dt={DT}/") == list(other[0].files)
     assert _ids(lake) == before

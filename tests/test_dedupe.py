@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import cast
+
 import pyarrow as pa
 import pytest
 from article_factory import batches, make_article, prose
@@ -9,11 +11,11 @@ from etl.normalize import article_id
 
 
 def _ids(out: list[pa.RecordBatch]) -> list[str]:
-    return [i for b in out for i in b.column("article_id").to_pylist()]
+    return [i for b in out for i in cast("list[str]", b.column("article_id").to_pylist())]
 
 
 def _urls(out: list[pa.RecordBatch]) -> list[str]:
-    return [u for b in out for u in b.column("url").to_pylist()]
+    return [u for b in out for u in cast("list[str]", b.column("url").to_pylist())]
 
 
 def test_unique_rows_pass_through_in_order() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ HTML = b"<html><head><title>A story</title></head><body><p>Text.</p></body></htm
 INTERVAL = Interval(datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC))
 
 
-def flaky(failures: list[Response], then: Response) -> object:
+def flaky(failures: list[Response], then: Response) -> Callable[[SiteRequest], Response]:
     """A route answering ``failures`` in turn, then ``then`` for ever."""
     calls = iter(failures)
 

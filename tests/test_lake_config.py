@@ -174,7 +174,8 @@ def test_lake_settings_validate_and_hide_secrets() -> None:
         {"secret_access_key": "only-the-secret"},
     ):
         with pytest.raises(ConfigError):
-            LakeSettings(**{"uri": URI, **bad})
+            kwargs: dict[str, Any] = {"uri": URI, **bad}
+            LakeSettings(**kwargs)
 
 
 def test_load_settings_resolves_the_lake_settings() -> None:

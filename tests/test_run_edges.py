@@ -10,7 +10,7 @@ import io
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -73,7 +73,15 @@ def test_failing_sources_do_not_sink_the_others(tmp_path: Path, site: Site) -> N
         max_attempts=2,
     )
     lake = tmp_path / "lake"
-    args = ["run", "--sources", src, "--lake", lake, "--start", "2022-05-14T09:00:00Z"]
+    args: list[str | Path] = [
+        "run",
+        "--sources",
+        src,
+        "--lake",
+        lake,
+        "--start",
+        "2022-05-14T09:00:00Z",
+    ]
 
     result = newsetl(*args)
 
@@ -276,13 +284,22 @@ def test_a_run_failing_the_gate_publishes_nothing_and_quarantines_its_rows(
     q = json.loads(run.lake.get_bytes(prefix + "manifest.json"))
     assert q["status"] == "quarantined" and q["quality"]["empty_rate"] == 1.0
     assert q["failed"] == ["empty-text rate 100.0% > 50.0% (quality.max_empty_rate)"]
-    rows = pq.read_table(io.BytesIO(run.lake.get_bytes(prefix + "articles.parquet")))
-    assert rows.num_rows == 2 and any("storm" in t.lower() for t in rows.column("text").to_pylist())
+    held = pq.read_table(io.BytesIO(run.lake.get_bytes(prefix + "articles.parquet")))
+    assert held.num_rows == 2 and any(
+        "storm" in t.lower() for t in cast("list[str]", held.column("text").to_pylist())
+    )
     assert run.lake.list(f"_staging/{HOUR9.id}/{strict.attempt}/") == []
     assert "_quarantine" not in json.dumps(run.lake.list("articles/"))
 
     # the CLI says so: exit 2, the figure and the threshold
-    args = ["--sources", src, "--lake", run.lake.uri, "--start", "2022-05-14T09:00:00Z"]
+    args: list[str | Path] = [
+        "--sources",
+        src,
+        "--lake",
+        run.lake.uri,
+        "--start",
+        "2022-05-14T09:00:00Z",
+    ]
     result = newsetl("run", *args)
     assert result.exit_code == 2 and "quality.max_empty_rate" in result.output
 

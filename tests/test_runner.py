@@ -51,8 +51,10 @@ KHARKIV = "/2022/05/14/russia-withdraw-kharkiv/"
 UA = "newsetl-test/0.1 (+https://example.org/newsetl-tests)"
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 HOUR9 = Interval(utc(2022, 5, 14, 9), utc(2022, 5, 14, 10))  # the Kharkiv article: 09:30Z
@@ -83,7 +85,8 @@ class LoggedDevSite(DevSite):
 
 @pytest.fixture
 def seeds_site() -> Iterator[LoggedDevSite]:
-    with LoggedDevSite(SEEDS) as site:
+    site = LoggedDevSite(SEEDS)
+    with site:  # DevSite.__enter__ returns the site itself, typed as a DevSite
         yield site
 
 

@@ -223,8 +223,10 @@ def test_v1_and_v2_files_read_together_by_column_name(tmp_path: Path) -> None:
     (tmp_path / "dt=2026-11-25").mkdir()
     pq.write_table(v1.cast(article_schema(1)), tmp_path / "dt=2026-11-25" / "old.parquet")
     pq.write_table(v2, tmp_path / "dt=2026-11-25" / "new.parquet")
-    rows = duckdb.sql(
+    rel = duckdb.sql(
         f"SELECT schema_version, canonical_link IS NULL, extraction IS NULL FROM read_parquet("
         f"'{tmp_path}/*/*.parquet', union_by_name = true, hive_partitioning = true) ORDER BY 1"
-    ).fetchall()
+    )
+    assert rel is not None  # a SELECT always gives a relation
+    rows = rel.fetchall()
     assert rows == [(1, True, True), (2, True, True)]

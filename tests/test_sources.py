@@ -26,8 +26,10 @@ INTERVAL = Interval(datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 1
 NOW = datetime(2026, 1, 5, 11, 5, tzinfo=UTC)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 # -- sources.yaml ---------------------------------------------------------------------------------
@@ -391,7 +393,7 @@ def test_conditional_get_reuses_the_archived_body_on_304(site: Site, tmp_path: P
     with httpx.Client(trust_env=False) as client, WarcArchive(INTERVAL, tmp_path) as archive:
         fetcher = Fetcher(client, policy(), archive=archive)
 
-        def run(**kw: object) -> list[str]:
+        def run(**kw: Any) -> list[str]:
             return [
                 c.url
                 for c in discover(
@@ -403,7 +405,7 @@ def test_conditional_get_reuses_the_archived_body_on_304(site: Site, tmp_path: P
                     validators=validators,
                     **kw,
                 )
-            ]  # type: ignore[arg-type]
+            ]
 
         first = run()
         assert validators[site.url("/feed.xml")].etag == '"v1"'

@@ -9,10 +9,10 @@ import base64
 import os
 import shutil
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import duckdb
@@ -241,7 +241,7 @@ def test_publish_writes_layout_and_manifest(lake: Lake) -> None:
         assert pf.schema_arrow.equals(article_schema(), check_metadata=True)
         col = pf.metadata.row_group(0).column(0)
         assert col.compression == "ZSTD" and col.is_stats_set
-        ids = pf.read(columns=["article_id"]).column(0).to_pylist()
+        ids = cast("list[str]", pf.read(columns=["article_id"]).column(0).to_pylist())
         shard = int(key[-11:-8])
         assert all(shard_of(i, 4) == shard for i in ids)
     log_file = pq.ParquetFile(pa.BufferReader(lake.get_bytes(f"fetch_log/dt={DT}/{iid}.parquet")))
@@ -252,7 +252,7 @@ def test_manifest_is_written_last_and_stale_objects_go_before_it(lake: Lake) -> 
     log = fetch_log_schema().empty_table()
     first = publish_interval(lake, H13, batches(_arts(20)), n_shards=4, fetch_log=log)
     rec = RecordingLake(lake)
-    second = publish_interval(rec, H13, batches(_arts(20)), n_shards=2)  # type: ignore[arg-type]
+    second = publish_interval(rec, H13, batches(_arts(20)), n_shards=2)
     new = [s.key for s in second.shards]
     assert first.fetch_log is not None
     stale = tuple(sorted({s.key for s in first.shards} - set(new) | {first.fetch_log.key}))
@@ -357,22 +357,24 @@ def test_duckdb_reads_the_lake_with_hive_partitioning(tmp_path: Path) -> None:
     lake = LocalLake(tmp_path)
     publish_interval(lake, H13, batches(_arts(4)), n_shards=2)
     publish_interval(lake, _interval(26, 0), batches(_arts(3, "b"), dt="2026-11-26"))
-    rows = duckdb.sql(
+    rel = duckdb.sql(
         f"SELECT dt, count(*), count(DISTINCT article_id), min(schema_version) "
         f"FROM read_parquet('{tmp_path}/articles/*/*.parquet', hive_partitioning=true) "
         "GROUP BY dt ORDER BY dt"
-    ).fetchall()
+    )
+    assert rel is not None  # a SELECT always gives a relation
+    rows = rel.fetchall()
     assert [(str(d), n, u, v) for d, n, u, v in rows] == [
         ("2026-11-25", 4, 4, 2),
         ("2026-11-26", 3, 3, 2),
     ]
-    types = dict(
-        duckdb.sql(
-            "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet("
-            f"'{tmp_path}/articles/*/*.parquet', hive_partitioning=true, "
-            "hive_types_autocast=false))"
-        ).fetchall()
+    described = duckdb.sql(
+        "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet("
+        f"'{tmp_path}/articles/*/*.parquet', hive_partitioning=true, "
+        "hive_types_autocast=false))"
     )
+    assert described is not None
+    types = dict(described.fetchall())
     assert types["dt"] == "VARCHAR" and types["simhash"] == "BIGINT"
 
 
@@ -479,7 +481,7 @@ def test_s3_client_configuration(s3_server: Any, bucket: str) -> None:
     )
     lake = open_lake(settings)
     assert isinstance(lake, S3Lake)
-    config = lake.client.meta.config
+    config: Any = lake.client.meta.config  # botocore-stubs type its options as __init__ args only
     assert config.retries == {"mode": "adaptive", "total_max_attempts": 7}
     assert config.s3 == {"addressing_style": "path"}
     assert config.request_checksum_calculation == "when_supported"
@@ -488,7 +490,8 @@ def test_s3_client_configuration(s3_server: Any, bucket: str) -> None:
     assert lake.transfer.multipart_chunksize == 8 * MiB
     assert lake.transfer.max_request_concurrency == 4
     auto = open_lake(_s3_settings(s3_server.endpoint, f"s3://{bucket}"))
-    assert isinstance(auto, S3Lake) and auto.client.meta.config.s3 == {"addressing_style": "auto"}
+    auto_config: Any = auto.client.meta.config if isinstance(auto, S3Lake) else None
+    assert isinstance(auto, S3Lake) and auto_config.s3 == {"addressing_style": "auto"}
 
 
 def test_s3_path_style_addressing(
@@ -555,7 +558,11 @@ def test_s3_missing_bucket_is_a_terminal_store_error(s3_server: Any, tmp_path: P
     lake = open_lake(_s3_settings(s3_server.endpoint, "s3://no-such-bucket-here/x"))
     src = tmp_path / "f"
     src.write_bytes(b"x" * 100)
-    for write in (lambda: lake.put_bytes("k", b"v"), lambda: lake.put_file("k", src)):
+    writes: tuple[Callable[[], object], ...] = (
+        lambda: lake.put_bytes("k", b"v"),
+        lambda: lake.put_file("k", src),
+    )
+    for write in writes:
         with pytest.raises(StoreError, match=r"no-such-bucket-here.*NoSuchBucket") as info:
             write()
         assert not info.value.transient
@@ -585,7 +592,14 @@ def test_s3_unreachable_endpoint_is_transient(tmp_path: Path) -> None:
 
 def _client_error(code: str, status: int) -> ClientError:
     return ClientError(
-        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        # the stubs require every ResponseMetadata key; the code under test reads only these
+        cast(
+            Any,
+            {
+                "Error": {"Code": code, "Message": "m"},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            },
+        ),
         "PutObject",
     )
 
@@ -689,7 +703,7 @@ def test_seen_index_reads_under_5_percent_of_the_article_bytes(lake: Lake) -> No
     mine = publish_interval(lake, run, batches(_news(25, 15, 50)))
     article_bytes -= sum(f.bytes for f in mine.shards)
     counting = CountingLake(lake)
-    ids = seen_ids(counting, days=15, exclude=run, with_urls=True)  # type: ignore[arg-type]
+    ids = seen_ids(counting, days=15, exclude=run, with_urls=True)
     assert counting.read < 0.05 * article_bytes, (counting.read, article_bytes)
     assert all(k.startswith("_index/") for k in counting.gets)
     assert len(counting.gets) == 31 and f"_index/dt={DT}/{run.id}.parquet" not in counting.gets
@@ -710,7 +724,7 @@ def test_index_follows_its_interval(lake: Lake) -> None:
     publish_interval(lake, H13, batches(_arts(5)), n_shards=2)
     publish_interval(lake, H13, batches(_arts(3, "b")))
     index = pq.read_table(pa.BufferReader(lake.get_bytes(f"_index/dt={DT}/{H13.id}.parquet")))
-    assert sorted(index.column("article_id").to_pylist()) == sorted(
+    assert sorted(cast("list[str]", index.column("article_id").to_pylist())) == sorted(
         article_id(f"https://example.com/b/{i}") for i in range(3)
     )
     assert len(seen_ids(lake, days=0, exclude=H14)) == 3

@@ -5,9 +5,10 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pytest
 from fetch_helpers import warc_records
@@ -128,7 +129,7 @@ def test_read_warc_keeps_html_in_interval_domain_and_unseen(tmp_path: Path) -> N
     ]
     first, gz = pages
     assert first.body == html(1) and gz.body == html(7)  # content-encoding undone
-    assert first.id == article_id(first.url) and first.source_id == "cc"
+    assert first.url is not None and first.id == article_id(first.url) and first.source_id == "cc"
     assert first.fetched_at == IN.replace(microsecond=0) and first.http_status == 200
     assert first.raw_ref is not None and first.raw_ref.startswith(str(path) + "#")
     with path.open("rb") as fh:
@@ -175,13 +176,15 @@ def test_read_warc_streams_records_instead_of_loading_the_file(tmp_path: Path) -
 
     def opener(p: str) -> IO[bytes]:
         readers.append(CountingReader(Path(p).open("rb")))  # noqa: SIM115 (an opener)
-        return io.BufferedReader(readers[-1])  # type: ignore[return-value]
+        # a RawIOBase whose readinto takes a bytearray (not any buffer): hence the cast
+        return io.BufferedReader(cast(io.RawIOBase, readers[-1]))
 
     pages = read_warc(warc_source(str(path)), INTERVAL, seen=frozenset(), opener=opener)
     first = next(pages)
     assert first.url == "https://a.example.com/news/0"
     assert readers[0].read_bytes < path.stat().st_size / 4  # one record in, not the file
     assert sum(1 for _ in pages) == 399
+    assert isinstance(pages, Generator)  # read_warc is a generator: closing it closes the file
     pages.close()
 
 
