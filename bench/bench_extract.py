@@ -29,15 +29,15 @@ if not CORPUS.is_dir() and "NEWSETL_CORPUS" not in os.environ:  # a worktree und
 
 
 def load_pages() -> list[tuple[str, bytes]]:
-    from etl.evaluate import corpus_pages
+    from etl.article import corpus_pages
 
     return list(corpus_pages(CORPUS))
 
 
 def run_ours(pages: list[tuple[str, bytes]], workers: int) -> float:
+    from etl.article import process_pages
     from etl.cli import json_line
     from etl.config import load_settings
-    from etl.pipeline import process_pages
     from etl.records import Page
 
     settings = load_settings(env={}, workers=workers)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from sites import Response, Site
 
 from etl.fetch import Fetcher, FetchPolicy
-from etl.sources import Candidate
+from etl.records import Candidate
 from etl.urls import article_id, canonicalize
 
 

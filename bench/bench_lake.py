@@ -39,13 +39,18 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from etl.compact import compact_day  # noqa: E402
-from etl.config import LakeSettings  # noqa: E402
-from etl.lake import Lake, open_lake  # noqa: E402
-from etl.query import run_query  # noqa: E402
+from etl.lake import (  # noqa: E402
+    Lake,
+    LakeSettings,
+    compact_day,
+    open_lake,
+    publish_interval,
+    read_table,
+    run_query,
+    seen_ids,
+)
 from etl.records import Interval  # noqa: E402
 from etl.schema import article_schema  # noqa: E402
-from etl.store import publish_interval, read_table, seen_ids  # noqa: E402
 
 DAY0 = datetime(2026, 10, 1, tzinfo=UTC)
 DAYS = 30

@@ -35,9 +35,9 @@ from article_factory import prose
 from sites import Response, Site, SiteRequest
 
 from etl.config import Settings
+from etl.lake import read_articles
 from etl.records import Interval
 from etl.runner import Run, run_interval
-from etl.store import read_articles
 
 T0 = datetime(2026, 1, 5, 0, tzinfo=UTC)
 PAGE = (

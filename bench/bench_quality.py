@@ -24,9 +24,8 @@ if not CORPUS.is_dir() and "NEWSETL_CORPUS" not in os.environ:  # a worktree und
 def main() -> int:
     import trafilatura
 
+    from etl.article import classified, evaluate, load_truth, pages_of, score_corpus
     from etl.config import load_settings
-    from etl.evalcorpus import classified, pages_of, score_corpus
-    from etl.evaluate import evaluate, load_truth
 
     truth = load_truth(CORPUS)
     pages = pages_of(CORPUS)

@@ -42,10 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from article_factory import batches, make_article
 from s3_server import AWS_TEST_ENV, AWS_UNSET, CREDENTIALS, REGION, MotoServer, no_proxy
 
-from etl.config import LakeSettings
-from etl.lake import Lake, open_lake
+from etl.lake import Lake, LakeSettings, open_lake, publish_interval
 from etl.records import Interval
-from etl.store import publish_interval
 
 MiB = 1024 * 1024
 INTERVAL = Interval(datetime(2026, 11, 25, 13, tzinfo=UTC), datetime(2026, 11, 25, 14, tzinfo=UTC))

@@ -1,7 +1,7 @@
 """Memory stays flat while streaming a large WARC input (``make bench``).
 
 Writes a CC-NEWS-like ``.warc.gz`` of ``--size-mb`` (default 1024) into a temp folder (or reuses
-``--path``), streams it through :func:`etl.warc.read_warc` as a ``warc`` source and samples the
+``--path``), streams it through :func:`etl.discover.read_warc` as a ``warc`` source and samples the
 resident set size as records go by. Prints the peak RSS after 10% and after 100% of the file;
 exits non-zero when the growth between them exceeds ``--max-growth-mb`` (default 32).
 
@@ -25,8 +25,8 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from etl.config import SourceConfig
+from etl.discover import read_warc
 from etl.records import Interval
-from etl.warc import read_warc
 
 START = datetime(2026, 1, 5, 10, tzinfo=UTC)
 INTERVAL = Interval(START, START + timedelta(hours=1))

@@ -19,10 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import trafilatura
 
-from etl.clean import clean, load_rules
+from etl.article import clean, corpus_pages, evaluate, extract, load_rules, load_truth
 from etl.config import CleanSettings, ExtractSettings
-from etl.evaluate import corpus_pages, evaluate, load_truth
-from etl.extract import extract
 from etl.records import Page
 from etl.urls import domain as url_domain
 

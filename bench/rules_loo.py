@@ -1,7 +1,7 @@
 """Leave-one-out of the shipped global rules on the --global-only score of the dev corpus.
 
-For every global prune rule (etl/rules/prune.yaml) and every global boilerplate rule
-(etl/rules/boilerplate.yaml), the corpus is scored with that one rule taken out and the domain
+For every global prune rule (etl/article/rules/prune.yaml) and every global boilerplate rule
+(etl/article/rules/boilerplate.yaml), the corpus is scored with that one rule taken out and the domain
 rules off; the change in F1 (and the pages that change) is printed. A rule whose removal does not
 lower F1 does not earn its place on pages it was not written for.
 
@@ -24,8 +24,8 @@ CORPUS = Path(os.environ.get("NEWSETL_CORPUS", ROOT.parent / "shared" / "corpus"
 
 
 def main(argv: list[str]) -> int:
+    from etl.article import pages_of, score_corpus
     from etl.config import load_settings
-    from etl.evalcorpus import pages_of, score_corpus
 
     both = not ({"--prune", "--boilerplate"} & set(argv))
     settings = load_settings(env={})

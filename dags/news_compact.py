@@ -6,7 +6,7 @@ ends. The schedule (03:00 UTC, a real one-day interval) leaves the day's last ho
 `news_ingest` run three hours to finish. `compact` merges the day's hourly article files into a
 few files sorted by (`source_id`, `published_at`), with row groups of about 128 MB, links
 near-duplicates across sources through `duplicate_of`, and switches readers to the new files in
-one step (the day's `_compact/dt=D.json` pointer); see `etl/compact.py`.
+one step (the day's `_compact/dt=D.json` pointer); see `etl/lake/compact.py`.
 
 * **Idempotent**: rerunning a day with nothing new does nothing; a run killed at any point is
   repaired by the next one (files of an unfinished generation are never read and get deleted).
@@ -35,7 +35,7 @@ def _lake(lake: str | None) -> Any:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from etl.config import load_settings
-    from etl.lake_config import CONN_ID
+    from etl.lake import CONN_ID
 
     settings = load_settings(lake=lake)
     if not settings.lake_settings.is_s3:
@@ -77,9 +77,8 @@ def news_compact() -> None:
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from etl.compact import compact_day
         from etl.errors import EtlError
-        from etl.lake import open_lake
+        from etl.lake import compact_day, open_lake
 
         params = context.get("params") or {}
         day = params.get("day")

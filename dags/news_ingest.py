@@ -79,7 +79,7 @@ def _settings(lake: str | None, sources: str | None) -> Any:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from etl.config import load_settings
-    from etl.lake_config import CONN_ID
+    from etl.lake import CONN_ID
 
     settings = load_settings(lake=lake, sources=sources)
     try:
@@ -152,7 +152,7 @@ def _leased(item: dict[str, Any], fn: Any, *args: Any, last: bool = False) -> An
     it after success or a terminal failure (a transient one keeps it for the retry)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from etl.lease import interval_lease, new_holder
+    from etl.lake import interval_lease, new_holder
 
     run = _run(item)
     holder = item.get("holder") or new_holder("airflow")
@@ -202,8 +202,9 @@ def news_ingest() -> None:
     @task
     def plan(**context: Any) -> list[dict[str, Any]]:
         """Resolve the interval and configuration, validate sources.yaml: one item per source."""
+        from etl.lake import new_attempt
         from etl.records import Interval
-        from etl.runner import Run, new_attempt
+        from etl.runner import Run
         from etl.runner import plan as plan_sources
 
         params = context.get("params") or {}

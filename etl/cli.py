@@ -11,17 +11,18 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from etl.config import load_settings
 from etl.errors import EtlError
-from etl.pipeline import Failure, LocalPage, find_pages, process_pages
-from etl.records import Article, Interval
+from etl.records import Article, Failure, Interval
+
+if TYPE_CHECKING:  # commands import what they use in their bodies: --help loads no pipeline
+    from etl.article import LocalPage
 
 log = logging.getLogger("etl.cli")
 
@@ -70,7 +71,7 @@ def _jsonable(value: Any) -> Any:
 
 def article_json(article: Article) -> dict[str, Any]:
     """The JSON object `newsetl extract` prints for an article: ``id`` then the row fields."""
-    from etl.normalize import article_row
+    from etl.article import article_row
 
     rules = article.cleaned.rules_version
     row = article_row(article, dt=None, rules_version=rules, strict=False)
@@ -117,6 +118,9 @@ def extract(
     ] = False,
 ) -> None:
     """Extract and clean pages; print one JSON object per page (JSON lines)."""
+    from etl.article import find_pages, process_pages
+    from etl.config import load_settings
+
     settings = load_settings(workers=workers)
     workers = settings.workers
     if human:  # the report also shows the blocks the prune rules took out
@@ -163,8 +167,8 @@ def evaluate_cmd(
     workers: WorkersOpt = None,
 ) -> None:
     """Precision / recall / F1 of newsetl on a corpus (the benchmark's shingle metric)."""
-    from etl.evalcorpus import classified, pages_of, score_corpus
-    from etl.evaluate import evaluate, load_truth
+    from etl.article import classified, evaluate, load_truth, pages_of, score_corpus
+    from etl.config import load_settings
 
     if not (corpus / "ground-truth.json").is_file():
         err.print(f"[red]{corpus}: no ground-truth.json here")
@@ -257,8 +261,8 @@ def query(
     ] = None,
 ) -> None:
     """Run DuckDB SQL over the lake's Parquet, lazily (dt pruning, column and filter pushdown)."""
-    from etl.query import query_batches
-    from etl.query_output import FORMATS, write_parquet, write_text
+    from etl.config import load_settings
+    from etl.lake import FORMATS, query_batches, write_parquet, write_text
 
     if fmt is None:
         fmt = "table" if output is None and sys.stdout.isatty() else "tsv"
@@ -307,8 +311,8 @@ def compact(
     lake: LakeOpt = None,
 ) -> None:
     """Merge a day's hourly article files into a few sorted files; link near-duplicates."""
-    from etl.compact import compact_day
-    from etl.store import open_lake
+    from etl.config import load_settings
+    from etl.lake import compact_day, open_lake
 
     _check_day(day, "--day")
     settings = load_settings(lake=lake)
@@ -341,7 +345,8 @@ def ddl(
     table: Annotated[str, typer.Option(help="articles or fetch_log.")] = "articles",
 ) -> None:
     """Print the table definition (or Polars snippet) for an engine, from schemas/."""
-    from etl.ddl import render
+    from etl.config import load_settings
+    from etl.lake import render
 
     settings = load_settings(lake=location)
     try:
@@ -363,6 +368,7 @@ def report(
     ] = None,
 ) -> None:
     """Run figures per day and source from the manifests and the fetch_log; flags drops."""
+    from etl.config import load_settings
     from etl.report import build_report
 
     if since is not None:
@@ -388,7 +394,7 @@ def report(
             markup=False,
         )
     if html_file is not None:
-        from etl.report_html import render_html
+        from etl.report import render_html
 
         try:
             html_file.write_text(render_html(rep), encoding="utf-8")
@@ -404,6 +410,8 @@ def _local_pages(
     """Local files to ingest (read later, one at a time, where they are processed); with
     ``base_url`` each gets the URL it would have on that site."""
     from fnmatch import fnmatch
+
+    from etl.article import LocalPage, find_pages
 
     now = datetime.now(UTC)
     for root in paths:
@@ -436,8 +444,9 @@ def ingest(
     workers: WorkersOpt = None,
 ) -> None:
     """Run the article core on saved pages and publish them as one lake interval."""
-    from etl.pipeline import ingest as run_ingest
-    from etl.store import open_lake
+    from etl.config import load_settings
+    from etl.lake import open_lake
+    from etl.runner import ingest as run_ingest
 
     settings = load_settings(lake=lake, workers=workers)
     interval = _interval(start, end)
@@ -496,6 +505,7 @@ def run(
     after transient failures: run it again to fetch just those) or a source failed; 2 an error
     stopped the run before anything was published (bad configuration, the quality gate...).
     """
+    from etl.config import load_settings
     from etl.runner import Run, plan, run_interval
 
     interval = _interval(start, end)

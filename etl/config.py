@@ -5,7 +5,7 @@ and pass the resulting frozen objects down.
 
 Environment variables (the design's contract): ``NEWSETL_SOURCES`` (path to a sources file) and
 ``NEWSETL_LAKE`` (lake URI). CLI flags and DAG params override them. How an ``s3://`` lake is
-reached (:class:`LakeSettings`, in :mod:`etl.lake_config`) comes from the standard AWS variables
+reached (:class:`LakeSettings`, in :mod:`etl.lake.settings`) comes from the standard AWS variables
 or, under Airflow, from the ``news_lake`` connection.
 """
 
@@ -31,16 +31,15 @@ from pydantic import (
 )
 
 from etl.errors import ConfigError
-from etl.lake_config import (
+from etl.lake import (
     DEFAULT_LAKE,
     LakeSettings,
+    LeaseSettings,
     lake_settings_from_airflow_conn,
     lake_settings_from_env,
 )
-from etl.lease import LeaseSettings
 
-__all__ = [  # the lake settings live in etl.lake_config; this is where callers import them
-    "DEFAULT_LAKE",
+__all__ = [  # the lake's own settings (LakeSettings, LeaseSettings) are etl.lake's
     "DEFAULT_MAX_BYTES",
     "DEFAULT_USER_AGENT",
     "PACKAGE_DIR",
@@ -48,22 +47,18 @@ __all__ = [  # the lake settings live in etl.lake_config; this is where callers 
     "CleanSettings",
     "ExtractSettings",
     "FetchOptions",
-    "LakeSettings",
-    "LeaseSettings",
     "QualityOptions",
     "QualitySettings",
     "Settings",
     "SourceConfig",
     "SourceKind",
     "SourcesFile",
-    "lake_settings_from_airflow_conn",
-    "lake_settings_from_env",
     "load_settings",
     "load_sources",
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-RULES_DIR = PACKAGE_DIR / "rules"
+RULES_DIR = PACKAGE_DIR / "article" / "rules"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # one page: the fetch body cap and the local-file cap
 DEFAULT_USER_AGENT = "newsetl/0.1 (+https://github.com/newsetl/newsetl; news-ingestion bot)"
 

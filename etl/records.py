@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -91,9 +92,9 @@ class Extracted:
     canonical_url: str | None = None
     captions: tuple[str, ...] = ()
     encoding: str | None = None
-    decode_errors: int = 0  # invalid bytes replaced while decoding (etl.charset)
+    decode_errors: int = 0  # invalid bytes replaced while decoding (etl.article.charset)
     pruned: tuple[Removed, ...] = ()  # blocks the prune rules took out (only when explaining)
-    extraction: Extraction | None = None  # the body candidate chosen (etl.cascade)
+    extraction: Extraction | None = None  # the body candidate chosen (etl.article.cascade)
 
 
 @dataclass(frozen=True)
@@ -122,3 +123,45 @@ class Article:
     extracted: Extracted
     cleaned: Cleaned
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def parse_w3c_date(value: str | None) -> datetime | None:
+    """A W3C/ISO-8601 date or datetime as UTC; a date alone is midnight UTC; junk gives None."""
+    if not value:
+        return None
+    v = value.strip()
+    if re.fullmatch(r"\d{4}-\d{2}", v):
+        v += "-01"
+    try:
+        dt = datetime.fromisoformat(v.replace("z", "Z"))
+    except ValueError:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An article to fetch, with what its listing said about it."""
+
+    url: str  # as listed (what is fetched)
+    canonical_url: str
+    article_id: str
+    source_id: str
+    listed_at: datetime | None = None
+    date_kind: str | None = None  # feed-published | feed-updated | news-publication-date | ...
+    title_hint: str | None = None
+    authors_hint: tuple[str, ...] = ()
+    language_hint: str | None = None
+    rules: str | None = None
+    per_host_delay_s: float | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A page that yielded no article: the row that says why (nothing is dropped silently)."""
+
+    id: str
+    subject: str
+    kind: str
+    error: str

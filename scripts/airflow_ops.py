@@ -262,10 +262,8 @@ def backfill(stack: AirflowStack, start: datetime, end: datetime, reprocess: str
 def summary(stack: AirflowStack, rows: list[tuple[Any, ...]]) -> None:
     """Each interval's manifest (articles, failures, mode per source), then a sample query."""
     from etl.config import load_settings
-    from etl.lake import open_lake
-    from etl.query import run_query
+    from etl.lake import open_lake, read_manifest, run_query
     from etl.records import Interval
-    from etl.store import read_manifest
 
     settings = load_settings(stack.env)
     lake = open_lake(settings.lake_settings)

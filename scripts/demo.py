@@ -119,9 +119,7 @@ def summary(env: dict[str, str], interval: Any, lake_shown: str) -> int:
     import pyarrow.parquet as pq
 
     from etl.config import load_settings
-    from etl.lake import open_lake
-    from etl.query import run_query
-    from etl.store import read_manifest
+    from etl.lake import open_lake, read_manifest, run_query
 
     settings = load_settings(env)
     lake = open_lake(settings.lake_settings)

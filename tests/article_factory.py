@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from etl.normalize import normalize
+from etl.article.normalization import normalize
 from etl.records import Article, Cleaned, Extracted, Page, Removed
 
 DT = "2026-11-25"

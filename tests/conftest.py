@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # ---------------------------------------------------------------------------------------------
-# fetch / sources / warc (etl.fetch, etl.sources, etl.warc): local HTTP sites on 127.0.0.1
+# fetch / discover (etl.fetch, etl.discover): local HTTP sites on 127.0.0.1
 # ---------------------------------------------------------------------------------------------
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,7 +35,7 @@ def make_site() -> Iterator[Callable[..., Site]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# lake / S3 (etl.lake, etl.lake_s3, etl.store): an offline AWS environment for every test and a
+# lake / S3 (etl.lake): an offline AWS environment for every test and a
 # moto S3 server on 127.0.0.1 for the session (tests/s3_server.py)
 # ---------------------------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 import httpx
 from warcio.archiveiterator import ArchiveIterator
 
-from etl.fetch import Fetcher, FetchPolicy, FetchResult
-from etl.sources import Candidate
+from etl.fetch.fetcher import Fetcher
+from etl.fetch.models import FetchPolicy, FetchResult
+from etl.records import Candidate
 from etl.urls import article_id, canonicalize
 
 

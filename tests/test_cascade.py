@@ -17,13 +17,13 @@ from typing import Any, cast
 import pytest
 from lxml.html import fromstring
 
-from etl.candidates import coverage, guard_prune, jsonld_body, live_text
+from etl.article.candidates import coverage, guard_prune, jsonld_body, live_text
+from etl.article.evaluation import score_page
+from etl.article.extraction import load_prune_rules
+from etl.article.normalization import article_row
+from etl.article.process import process_page
 from etl.config import Settings
 from etl.errors import ExtractError
-from etl.evaluate import score_page
-from etl.extract import load_prune_rules
-from etl.normalize import article_row
-from etl.pipeline import process_page
 from etl.records import Article, Page
 
 CASES = Path(__file__).parent / "cases" / "pages" / "cascade"

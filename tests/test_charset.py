@@ -1,4 +1,4 @@
-"""etl.charset: page bytes → text (HTTP charset, page declaration, BOM, detection, refusals)."""
+"""etl.article.charset: page bytes → text (HTTP, page declaration, BOM, detection, refusing)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import gzip
 
 import pytest
 
-from etl.charset import decode
+from etl.article.charset import decode
 from etl.errors import ExtractError
 
 RUSSIAN = (

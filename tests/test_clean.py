@@ -1,4 +1,4 @@
-"""The boilerplate rule engine (:mod:`etl.clean`) and the project's rule file.
+"""The boilerplate rule engine (:mod:`etl.article.cleaning`) and the project's rule file.
 
 Unit tests of each rule kind and option run on small rule files written to ``tmp_path``; the
 guard, boilerplate and seed tests run the shipped ``etl/rules/boilerplate.yaml``:
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.clean import RuleSet, clean, load_rules
+from etl.article.cleaning import RuleSet, clean, load_rules
 from etl.config import CleanSettings
 from etl.errors import ConfigError
 

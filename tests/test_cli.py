@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from etl.article.process import process_page, read_page
 from etl.cli import app
 from etl.config import Settings
-from etl.pipeline import process_page, read_page
 from etl.urls import article_id, canonicalize
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,8 +15,9 @@ from typer.testing import CliRunner, Result
 
 from etl.cli import app
 from etl.devsite import DevSite
+from etl.lake.opener import open_lake
+from etl.lake.store import read_articles, read_manifest
 from etl.records import Interval
-from etl.store import open_lake, read_articles, read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds" / "site"

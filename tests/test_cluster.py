@@ -31,11 +31,11 @@ import pytest
 from backfill_site import STORIES, Story, at, build_site, write_sources
 from sites import Site, serve_directory
 
-from etl.lake import open_lake
-from etl.lake_config import LakeSettings, lake_settings_from_airflow_conn
-from etl.query import run_query
+from etl.lake.opener import open_lake
+from etl.lake.query import run_query
+from etl.lake.settings import LakeSettings, lake_settings_from_airflow_conn
+from etl.lake.store import read_manifest
 from etl.records import Interval
-from etl.store import read_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 

@@ -1,4 +1,4 @@
-"""Compaction (etl.compact, etl.dayview): atomic, idempotent, reruns of a compacted day, a
+"""Compaction (etl.lake.compact, etl.lake.dayview): atomic, idempotent, reruns of a compacted day, a
 concurrent reader, near-duplicates linked, a mixed v1+v2 day. Local and S3 (moto) lakes."""
 
 from __future__ import annotations
@@ -16,18 +16,20 @@ from article_factory import batches, make_article, prose
 from s3_server import CREDENTIALS, REGION
 from typer.testing import CliRunner
 
+from etl.article.deduplication import dedupe
+from etl.article.normalization import hamming
 from etl.cli import app
-from etl.compact import compact_day, link_near_duplicates
-from etl.config import LakeSettings
-from etl.dayview import pointer_key, visible_article_keys
-from etl.dedupe import dedupe
 from etl.errors import StoreError
-from etl.lake import Lake, open_lake
-from etl.normalize import hamming
-from etl.query import run_query
+from etl.lake.base import Lake
+from etl.lake.compact import compact_day, link_near_duplicates
+from etl.lake.dayview import visible_article_keys
+from etl.lake.layout import pointer_key
+from etl.lake.opener import open_lake
+from etl.lake.query import run_query
+from etl.lake.settings import LakeSettings
+from etl.lake.store import publish_interval, read_articles, seen_ids
 from etl.records import Interval
 from etl.schema import article_schema
-from etl.store import publish_interval, read_articles, seen_ids
 
 DT = "2026-11-25"
 

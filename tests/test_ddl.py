@@ -21,14 +21,15 @@ from s3_server import CREDENTIALS, REGION
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.config import LakeSettings
-from etl.ddl import render
 from etl.errors import ConfigError
-from etl.lake import Lake, open_lake
-from etl.query import run_query
+from etl.lake.base import Lake
+from etl.lake.ddl import render
+from etl.lake.opener import open_lake
+from etl.lake.query import run_query
+from etl.lake.settings import LakeSettings
+from etl.lake.store import publish_interval
 from etl.records import Interval
 from etl.schema import article_schema
-from etl.store import publish_interval
 
 
 def _fill(lake: Lake) -> None:

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pytest
 from article_factory import batches, make_article, prose
 
-from etl.dedupe import dedupe
-from etl.normalize import article_id
+from etl.article.deduplication import dedupe
+from etl.article.normalization import article_id
 
 
 def _ids(out: list[pa.RecordBatch]) -> list[str]:

@@ -1,4 +1,4 @@
-"""etl.evalcorpus: the failure class of a page, per-domain figures, the pages below a bar."""
+"""etl.article.evalcorpus: failure class of a page, per-domain figures, the pages below a bar."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from etl.evalcorpus import CorpusResult, PageResult, classify
-from etl.evaluate import PageScore, aggregate
+from etl.article.evalcorpus import CorpusResult, PageResult, classify
+from etl.article.evaluation import PageScore, aggregate
 from etl.records import Page
 
 LIVE = Path(__file__).parent / "cases" / "pages" / "cascade" / "live_blog.html"

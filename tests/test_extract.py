@@ -1,4 +1,4 @@
-"""etl.extract: one page's bytes → article text and metadata (dates, captions, prune rules)."""
+"""etl.article.extraction: page bytes → article text, metadata (dates, captions, prune rules)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from etl.article.extraction import PruneRules, extract, load_prune_rules
 from etl.config import ExtractSettings
 from etl.errors import ConfigError, ExtractError
-from etl.extract import PruneRules, extract, load_prune_rules
 from etl.records import Page
 
 PAGES = Path(__file__).parent / "cases" / "pages"
@@ -382,7 +382,7 @@ def test_short_text_takes_the_language_hint() -> None:
 def test_explain_prune_names_the_rule_and_the_outermost_block_only() -> None:
     from lxml.html import fromstring
 
-    from etl.extract import explain_prune
+    from etl.article.extraction import explain_prune
 
     tree = fromstring(
         "<html><body><article><p>Body text stays.</p></article>"

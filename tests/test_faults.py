@@ -34,10 +34,10 @@ from test_runner import (
     sources_file,
 )
 
-from etl.lake import open_lake
+from etl.lake.opener import open_lake
+from etl.lake.store import read_articles, read_manifest
 from etl.records import Interval
-from etl.runner import run_interval
-from etl.store import read_articles, read_manifest
+from etl.runner.interval import run_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "2026-01-05T10:00:00Z", "2026-01-05T11:00:00Z"

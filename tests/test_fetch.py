@@ -1,4 +1,4 @@
-"""etl.fetch against real local servers that misbehave on purpose (127.0.0.1 only)."""
+"""etl.fetch.fetcher against real local servers that misbehave on purpose (127.0.0.1 only)."""
 
 from __future__ import annotations
 
@@ -25,20 +25,13 @@ from fetch_helpers import (
 from sites import Response, Site, SiteRequest, zeros
 
 from etl.errors import FetchTerminal, FetchTransient
-from etl.fetch import (
-    Fetcher,
-    FetchPolicy,
-    Validators,
-    fetch_all,
-    validators_from_json,
-    validators_to_json,
-)
-from etl.netguard import check, is_public
-from etl.politeness import HostGate
-from etl.records import Interval
-from etl.sources import Candidate
+from etl.fetch.archive import WarcArchive
+from etl.fetch.fetcher import Fetcher, fetch_all
+from etl.fetch.models import FetchPolicy, Validators, validators_from_json, validators_to_json
+from etl.fetch.netguard import check, is_public
+from etl.fetch.politeness import HostGate
+from etl.records import Candidate, Interval
 from etl.urls import article_id
-from etl.warc import WarcArchive
 
 HTML = b"<html><head><title>A story</title></head><body><p>Text.</p></body></html>"
 INTERVAL = Interval(datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC))

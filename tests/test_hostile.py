@@ -25,13 +25,13 @@ from fetch_helpers import policy
 from typer.testing import CliRunner
 
 from etl import workdir as workdir_mod
+from etl.article.process import process_page, process_pages, read_page
 from etl.cli import app
 from etl.config import Settings, load_settings, load_sources
-from etl.deadline import http_client
 from etl.errors import ConfigError, ExtractError
-from etl.fetch import Fetcher
-from etl.pipeline import Failure, process_page, process_pages, read_page
-from etl.records import Page
+from etl.fetch.deadline import http_client
+from etl.fetch.fetcher import Fetcher
+from etl.records import Failure, Page
 
 ROOT = Path(__file__).resolve().parents[1]
 UA = "newsetl-test/0.1 (+https://example.org/newsetl-tests)"
@@ -108,7 +108,7 @@ def test_newsetl_run_against_a_header_dripping_server_finishes(tmp_path: Path) -
     # a timeout is transient: the run finishes, the interval is incomplete with the URL pending
     assert result.exit_code == 1, result.output
     assert "1 fetches failed" in result.stdout and "INCOMPLETE" in result.output
-    from etl.query import run_query
+    from etl.lake.query import run_query
 
     _, rows = run_query(str(lake), "SELECT url, error_class FROM fetch_log WHERE purpose='article'")
     assert rows == [(srv.base + "/story", "timeout")]
@@ -170,7 +170,7 @@ def _ingest_peak(tmp_path: Path, n: int) -> float:
 
 
 def test_ingest_memory_does_not_grow_with_the_folder(tmp_path: Path) -> None:
-    from etl.pipeline import warm_up
+    from etl.article.process import warm_up
 
     warm_up()  # the language model loads once, outside the measurement
     _ingest_peak(tmp_path, 2)
@@ -202,7 +202,7 @@ def test_extract_and_ingest_report_corrupt_gzip_as_unreadable(tmp_path: Path) ->
     out = newsetl("ingest", folder, "--lake", lake, "--base-url", "https://example.org/")
     assert out.returncode == 1, out.stderr  # some pages failed; the good one is published
     assert "Traceback" not in out.stderr
-    from etl.query import run_query
+    from etl.lake.query import run_query
 
     _, arts = run_query(str(lake), "SELECT url FROM articles")
     assert arts == [("https://example.org/good.html",)]
@@ -321,7 +321,7 @@ def test_listed_urls_and_redirects_with_credentials_are_never_fetched(tmp_path: 
     assert "hunter2" not in out.stdout
     for line in out.stderr.splitlines():  # our messages: the secrets redacted
         assert "hunter2" not in line, line
-    from etl.query import run_query
+    from etl.lake.query import run_query
 
     _, rows = run_query(str(tmp_path / "lake"), "SELECT url, error, final_url FROM fetch_log")
     assert rows and not any("hunter2" in str(v) for row in rows for v in row)
@@ -350,7 +350,7 @@ def test_query_on_a_missing_lake_warns(tmp_path: Path) -> None:
 
 
 def test_newsetl_workers_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import etl.cli
+    import etl.article
 
     seen: list[int] = []
 
@@ -359,7 +359,7 @@ def test_newsetl_workers_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return iter(())
 
     (tmp_path / "p.html").write_bytes(ARTICLE)
-    monkeypatch.setattr(etl.cli, "process_pages", spy)
+    monkeypatch.setattr(etl.article, "process_pages", spy)  # the command imports it
     monkeypatch.setenv("NEWSETL_WORKERS", "3")
     CliRunner().invoke(app, ["extract", str(tmp_path / "p.html")])
     CliRunner().invoke(app, ["extract", "--workers", "2", str(tmp_path / "p.html")])

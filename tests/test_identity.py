@@ -18,12 +18,13 @@ import yaml
 from sites import Response, Site
 from typer.testing import CliRunner, Result
 
+from etl.article.process import read_page
 from etl.cli import app
 from etl.config import Settings
-from etl.pipeline import ingest as ingest_pages
-from etl.pipeline import read_page
+from etl.lake.opener import open_lake
+from etl.lake.store import read_articles
 from etl.records import Interval
-from etl.store import open_lake, read_articles
+from etl.runner.ingestion import ingest as ingest_pages
 from etl.urls import article_id
 
 PAGES = Path(__file__).resolve().parent / "cases" / "pages"

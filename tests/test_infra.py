@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from etl.config import lake_settings_from_airflow_conn
+from etl.lake.settings import lake_settings_from_airflow_conn
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"

@@ -8,15 +8,14 @@ from typing import Any
 
 import pytest
 
-from etl.config import (
+from etl.config import Settings, load_settings
+from etl.errors import ConfigError
+from etl.lake.settings import (
     DEFAULT_LAKE,
     LakeSettings,
-    Settings,
     lake_settings_from_airflow_conn,
     lake_settings_from_env,
-    load_settings,
 )
-from etl.errors import ConfigError
 
 URI = "s3://news-lake/prod"
 

@@ -1,4 +1,4 @@
-"""Conditional writes on the lake and the leases built on them (etl.lake, etl.lake_s3, etl.lease).
+"""Conditional writes on the lake and the leases built on them (etl.lake).
 
 Every test taking the ``lake`` fixture runs twice: on a local folder and on the session's S3
 server (moto in server mode, its own process, through boto3). Races are real: threads, or
@@ -20,20 +20,21 @@ from typing import Any
 import pytest
 from s3_server import CREDENTIALS, REGION
 
-from etl.config import LakeSettings, load_settings
+from etl.config import load_settings
 from etl.errors import ConfigError, LeaseError, StoreError
-from etl.lake import Lake, LocalLake, open_lake, update_json_object
-from etl.lease import (
-    PUBLISH_LEASE_KEY,
+from etl.lake.base import Lake, update_json_object
+from etl.lake.layout import PUBLISH_LEASE_KEY, interval_lease_key
+from etl.lake.lease import (
     Lease,
     LeaseInfo,
-    LeaseSettings,
     clean_interval_staging,
     clean_old_staging,
     interval_lease,
-    interval_lease_key,
     publish_lease,
 )
+from etl.lake.local import LocalLake
+from etl.lake.opener import open_lake
+from etl.lake.settings import LakeSettings, LeaseSettings
 
 IID = "20261125T1300Z-20261125T1400Z"
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,9 +201,9 @@ def test_waiting_holder_gets_the_lease_once_released(lake: Lake) -> None:
 
 _DEAD_HOLDER = """
 import os, sys
-from etl.config import LakeSettings
-from etl.lake import open_lake
-from etl.lease import Lease
+from etl.lake.settings import LakeSettings
+from etl.lake.opener import open_lake
+from etl.lake.lease import Lease
 uri, endpoint = sys.argv[1], sys.argv[2] or None
 settings = LakeSettings(uri=uri, endpoint_url=endpoint, region="us-east-1",
                         access_key_id="testing", secret_access_key="testing") if endpoint \

@@ -1,4 +1,4 @@
-"""etl.metadata: JSON-LD, meta-tag fallbacks, dates with their source, authors, canonical, lang."""
+"""etl.article.metadata: JSON-LD, meta fallbacks, dates with source, authors, canonical, lang."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from lxml.html import HtmlElement, document_fromstring
 
-from etl.metadata import Meta, clean_authors, extract_meta, parse_date
+from etl.article.metadata import Meta, clean_authors, extract_meta, parse_date
 
 URL = "https://www.example.com/news/2024/03/18/port-strike/?utm_source=feed"
 

@@ -8,8 +8,7 @@ import pyarrow as pa
 import pytest
 from article_factory import DT, batches, make_article, prose
 
-from etl.errors import ExtractError
-from etl.normalize import (
+from etl.article.normalization import (
     article_id,
     article_row,
     content_hash,
@@ -19,6 +18,7 @@ from etl.normalize import (
     to_table,
     to_utc,
 )
+from etl.errors import ExtractError
 from etl.records import Article, Cleaned, Extracted, Page
 from etl.schema import article_schema
 

@@ -1,4 +1,4 @@
-"""etl.pipeline: process_page / process_pages (in-process and in a worker pool) and ingest."""
+"""etl.article.process: process_page / process_pages (in-process, in a worker pool), ingest."""
 
 from __future__ import annotations
 
@@ -15,20 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from etl.article.normalization import article_id
+from etl.article.process import find_pages, page_id, process_page, process_pages, read_page
 from etl.config import Settings
 from etl.errors import ExtractError
-from etl.normalize import article_id
-from etl.pipeline import (
-    Failure,
-    find_pages,
-    ingest,
-    page_id,
-    process_page,
-    process_pages,
-    read_page,
-)
-from etl.records import Article, Interval, Page
-from etl.store import LocalLake, read_articles, read_manifest
+from etl.lake.local import LocalLake
+from etl.lake.store import read_articles, read_manifest
+from etl.records import Article, Failure, Interval, Page
+from etl.runner.ingestion import ingest
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "seeds" / "site"
@@ -201,15 +195,15 @@ def test_failures_name_the_file_and_cause_while_the_others_go_on(
 def test_unexpected_exception_on_one_page_is_a_failure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import etl.pipeline
-    from etl.extract import extract as real  # what etl.pipeline imports and calls
+    import etl.article.process
+    from etl.article.extraction import extract as real  # what etl.article.process calls
 
     def flaky(page: Page, settings: object) -> object:
         if page.id == "boom":
             raise RuntimeError("parser exploded")
         return real(page, SETTINGS.extract)
 
-    monkeypatch.setattr(etl.pipeline, "extract", flaky)
+    monkeypatch.setattr(etl.article.process, "extract", flaky)
     pages = [seed_page(SEEDS[0]), replace(seed_page(SEEDS[1]), id="boom", url=None)]
     results = list(process_pages(pages, SETTINGS))
     assert isinstance(results[0], Article)

@@ -19,13 +19,13 @@ from article_factory import make_article
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from etl.charset import decode_page
-from etl.clean import clean
+from etl.article.charset import decode_page
+from etl.article.cleaning import clean
+from etl.article.normalization import normalize
+from etl.article.process import process_pages, rules_for
 from etl.config import Settings
 from etl.errors import ExtractError
-from etl.normalize import normalize
-from etl.pipeline import Failure, process_pages, rules_for
-from etl.records import Article, Page
+from etl.records import Article, Failure, Page
 from etl.schema import article_schema
 
 settings.register_profile(

@@ -3,7 +3,7 @@
 The reproduction (issue 7): two intervals publishing at once both kept the same article (14 rows
 for 7 ids in 1 of 4 trials): each read the seen index, then wrote, and the DAG runs 4 intervals
 at once. Here the window between the seen check and the write is widened on purpose
-(``etl.store.hook_between_seen_and_write`` waits until all four publishes are in it, or 3 s),
+(``etl.lake.store.hook_between_seen_and_write`` waits until all four publishes are in it, or 3 s),
 so on the old code every round duplicates; with the publish lease only one publish is ever in
 the window and each article id lands exactly once across the lake. Runs on a local lake and on
 the S3 server (moto, its own process), over several rounds.
@@ -24,12 +24,14 @@ import yaml
 from article_factory import DT, batches, make_article
 from s3_server import CREDENTIALS, REGION
 
-from etl import store
-from etl.config import LakeSettings, Settings, load_sources
-from etl.lake import open_lake
+from etl.config import Settings, load_sources
+from etl.lake import store
+from etl.lake.opener import open_lake
+from etl.lake.settings import LakeSettings
+from etl.lake.store import read_articles, read_manifest, write_table
 from etl.records import Interval
-from etl.runner import Run, publish_step
-from etl.store import read_articles, read_manifest, write_table
+from etl.runner.publish import publish_step
+from etl.runner.run import Run
 
 SHARED, OWN, INTERVALS, ROUNDS = 7, 2, 4, 3
 
@@ -145,9 +147,9 @@ def test_four_intervals_publishing_at_once_keep_each_article_once(
 
 
 def test_recheck_drops_rows_published_meanwhile_and_counts_them(tmp_path: Path) -> None:
-    from etl.dedupe import dedupe
-    from etl.lease import LeaseSettings
-    from etl.store import SeenRecheck, publish_interval
+    from etl.article.deduplication import dedupe
+    from etl.lake.settings import LeaseSettings
+    from etl.lake.store import SeenRecheck, publish_interval
 
     lake = open_lake(str(tmp_path / "lake"))
     arts = [make_article(f"https://example.com/r/{i}", seed=i) for i in range(6)]

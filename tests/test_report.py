@@ -14,12 +14,12 @@ from article_factory import batches, make_article, prose
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.lake import open_lake
+from etl.lake.opener import open_lake
+from etl.lake.store import publish_interval
 from etl.records import Interval
-from etl.report import build_report, flags
-from etl.report_html import render_html
+from etl.report.figures import build_report, flags
+from etl.report.html import render_html
 from etl.schema import fetch_log_schema
-from etl.store import publish_interval
 
 DAYS = [f"2026-11-{d:02d}" for d in range(1, 11)]
 

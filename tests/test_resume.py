@@ -34,10 +34,11 @@ from test_runner import (
 )
 
 from etl.errors import EtlError
-from etl.rawzone import read_index
-from etl.runner import discover_step, fetch_step, raise_if_incomplete, run_interval
-from etl.store import read_manifest
-from etl.warc import raw_key
+from etl.lake.layout import raw_key
+from etl.lake.store import read_manifest
+from etl.runner.discover import discover_step
+from etl.runner.interval import fetch_step, raise_if_incomplete, run_interval
+from etl.runner.rawzone import read_index
 
 WHEN = "Sat, 14 May 2022 09:30:00 +0000"
 FERRY_PATH, LIBRARY_PATH = "/news/ferry-returns/", "/news/library-hours/"

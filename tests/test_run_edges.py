@@ -33,12 +33,11 @@ from test_runner import (
 )
 
 from etl.errors import QualityError
-from etl.publish import quarantine_prefix
-from etl.rawzone import read_index
-from etl.runner import run_interval
+from etl.lake.layout import quarantine_prefix, raw_key
+from etl.lake.store import read_manifest, write_table
+from etl.runner.interval import run_interval
+from etl.runner.rawzone import read_index
 from etl.schema import fetch_log_schema
-from etl.store import read_manifest, write_table
-from etl.warc import raw_key
 
 WHEN = "Sat, 14 May 2022 09:30:00 +0000"
 FERRY_PATH, LIBRARY_PATH = "/news/ferry-returns/", "/news/library-hours/"

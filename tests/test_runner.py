@@ -30,20 +30,16 @@ from warcio.warcwriter import WARCWriter
 from etl.config import QualitySettings, Settings
 from etl.devsite import DevSite
 from etl.errors import EtlError, QualityError
-from etl.rawzone import read_index
+from etl.fetch.archive import read_record
+from etl.lake.layout import raw_key
+from etl.lake.store import read_articles, read_manifest
 from etl.records import Interval
-from etl.runner import (
-    Run,
-    discover_step,
-    fetch_step,
-    process_step,
-    publish_step,
-    raise_if_incomplete,
-    run_interval,
-    validate_step,
-)
-from etl.store import read_articles, read_manifest
-from etl.warc import raw_key, read_record
+from etl.runner.discover import discover_step
+from etl.runner.interval import fetch_step, raise_if_incomplete, run_interval
+from etl.runner.process import process_step
+from etl.runner.publish import publish_step, validate_step
+from etl.runner.rawzone import read_index
+from etl.runner.run import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds" / "site"

@@ -21,15 +21,19 @@ import yaml
 from s3_server import CREDENTIALS, REGION
 from sites import Response, Site
 
-from etl.config import LakeSettings, LeaseSettings, Settings
+from etl.config import Settings
 from etl.devsite import DevSite
 from etl.errors import LeaseError
-from etl.lake import Lake
-from etl.lease import Lease, interval_lease_key
+from etl.lake.base import Lake
+from etl.lake.layout import interval_lease_key
+from etl.lake.lease import Lease
+from etl.lake.settings import LakeSettings, LeaseSettings
+from etl.lake.store import read_articles, read_manifest, read_table, write_table
 from etl.records import Interval
-from etl.runner import Run, discover_step, run_interval
+from etl.runner.discover import discover_step
+from etl.runner.interval import run_interval
+from etl.runner.run import Run
 from etl.schema import fetch_log_schema
-from etl.store import read_articles, read_manifest, read_table, write_table
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds" / "site"

@@ -2,7 +2,7 @@
 
 For each ``tests/cases/seeds/expected/<name>.txt`` (``name`` is the page's folder under
 ``seeds/site/`` with ``/`` → ``__``) the page ``seeds/site/<folder>/index.html`` is run through
-:func:`etl.pipeline.process_page` with default settings; its clean text must equal the ``.txt``
+:func:`etl.article.process_page` with default settings; its clean text must equal the ``.txt``
 line for line and its metadata must match ``<name>.json``.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from etl.article.normalization import article_row
+from etl.article.process import process_page
 from etl.config import Settings
-from etl.normalize import article_row
-from etl.pipeline import process_page
 from etl.records import Article, Page
 from etl.urls import canonicalize
 

@@ -14,13 +14,14 @@ from fetch_helpers import policy
 from sites import Response, Site, SiteRequest, serve_directory
 
 from etl.config import SourceConfig, SourcesFile, load_sources
+from etl.discover.documents import discover
+from etl.discover.listings import parse_feed, parse_sitemap, parse_url_list
 from etl.errors import ConfigError, SourceError
-from etl.fetch import Fetcher, FetchPolicy, Validators
-from etl.listings import parse_feed, parse_sitemap, parse_url_list, parse_w3c_date
-from etl.records import Interval
-from etl.sources import Candidate, discover
+from etl.fetch.archive import WarcArchive, raw_loader
+from etl.fetch.fetcher import Fetcher
+from etl.fetch.models import FetchPolicy, Validators
+from etl.records import Candidate, Interval, parse_w3c_date
 from etl.urls import article_id
-from etl.warc import WarcArchive, raw_loader
 
 INTERVAL = Interval(datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC))
 NOW = datetime(2026, 1, 5, 11, 5, tzinfo=UTC)
@@ -446,8 +447,8 @@ def test_url_list_on_s3_is_read_with_the_lakes_settings(
     at all); a missing key is a SourceError naming the source and the s3:// URI."""
     from s3_server import CREDENTIALS, REGION
 
-    from etl.lake_config import LakeSettings
-    from etl.source_files import SourceFiles
+    from etl.discover.files import SourceFiles
+    from etl.lake.settings import LakeSettings
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)

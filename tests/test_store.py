@@ -25,22 +25,17 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from lake_helpers import RecordingLake
 from s3_server import CREDENTIALS, REGION, free_port
 
-from etl.config import LakeSettings, load_settings
+from etl.article.normalization import article_id
+from etl.config import load_settings
 from etl.errors import StoreError
-from etl.lake_s3 import S3Lake, _store_error
-from etl.normalize import article_id
+from etl.lake.base import Lake
+from etl.lake.local import LocalLake
+from etl.lake.opener import open_lake
+from etl.lake.s3 import S3Lake, _store_error
+from etl.lake.settings import LakeSettings
+from etl.lake.store import publish_interval, read_articles, read_manifest, seen_ids, shard_of
 from etl.records import Interval
 from etl.schema import article_schema, fetch_log_schema
-from etl.store import (
-    Lake,
-    LocalLake,
-    open_lake,
-    publish_interval,
-    read_articles,
-    read_manifest,
-    seen_ids,
-    shard_of,
-)
 
 H13 = Interval(datetime(2026, 11, 25, 13, tzinfo=UTC), datetime(2026, 11, 25, 14, tzinfo=UTC))
 H14 = Interval(datetime(2026, 11, 25, 14, tzinfo=UTC), datetime(2026, 11, 25, 15, tzinfo=UTC))
@@ -293,7 +288,7 @@ def test_rerun_with_other_shard_counts_is_idempotent(lake: Lake) -> None:
 
 
 def test_manifest_extra_can_be_computed_after_the_stream(lake: Lake) -> None:
-    from etl.dedupe import dedupe
+    from etl.article.deduplication import dedupe
 
     arts = _arts(4)
     run = dedupe(batches([*arts, arts[0]]))
@@ -657,7 +652,7 @@ def test_local_delete_removes_folders_left_empty(tmp_path: Path) -> None:
     assert (tmp_path / "lake").is_dir()
 
 
-# --- the key index (etl.keyindex) ------------------------------------------------------------
+# --- the key index (etl.lake.keyindex) ------------------------------------------------------------
 
 
 class CountingLake(RecordingLake):

@@ -1,4 +1,4 @@
-"""etl.warc: the raw archive written by the fetcher, and WARC files as a source."""
+"""etl.discover.warc: the raw archive written by the fetcher, and WARC files as a source."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from fetch_helpers import warc_records
 from sites import Response, Site
 
 from etl.config import SourceConfig
+from etl.discover.files import SourceFiles
+from etl.discover.warc import read_warc
 from etl.errors import ConfigError, SourceError
-from etl.lake_config import LakeSettings
+from etl.fetch.archive import Exchange, WarcArchive, raw_loader, read_record
+from etl.lake.layout import raw_key
+from etl.lake.settings import LakeSettings
 from etl.records import Interval
-from etl.source_files import SourceFiles
 from etl.urls import article_id
-from etl.warc import Exchange, WarcArchive, raw_key, raw_loader, read_record, read_warc
 
 INTERVAL = Interval(datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC))
 IN = datetime(2026, 1, 5, 10, 30, tzinfo=UTC)
@@ -282,8 +284,10 @@ def test_a_run_reads_its_s3_warc_source_through_the_news_lake_connection(
     from s3_server import CREDENTIALS
 
     from etl.config import load_settings
-    from etl.runner import Run, run_interval
-    from etl.store import open_lake, read_articles
+    from etl.lake.opener import open_lake
+    from etl.lake.store import read_articles
+    from etl.runner.interval import run_interval
+    from etl.runner.run import Run
 
     pages = Path(__file__).resolve().parent / "cases" / "pages"
     with WarcArchive(INTERVAL, tmp_path / "work") as archive:

@@ -1,0 +1,102 @@
+"""Which article files readers see: the hourly files, or a day's compacted files in their place.
+
+Entry point :func:`visible_article_keys`. A day partition holds hourly files
+(``articles/dt=D/<interval>-<shard>.parquet``) until ``newsetl compact`` merges them into
+``articles/dt=D/compact-<generation>-<n>.parquet``; the switch is one small object, the day's
+*compaction pointer* ``_compact/dt=D.json``::
+
+    {"dt": D, "generation": G, "files": [compacted keys], "index": "_index/dt=D/compact-G.parquet",
+     "replaced": {interval id: [its hourly keys], ...}, ...}
+
+A reader that honours it (``newsetl query``, the seen index, ``read_articles``) sees, per day,
+the ``files`` of the pointer's generation plus the hourly files of intervals *not* in
+``replaced``; without a pointer, the hourly files. ``compact-*`` files of any other generation
+(a compaction in progress, or one that crashed before its switch) are never seen. So the pointer
+put is the one atomic step: before it readers see exactly the hourly rows, after it exactly the
+compacted ones (plus intervals published after the compaction), never a row twice or missing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from etl.errors import StoreError
+from etl.lake.base import Lake
+from etl.lake.layout import ARTICLE_KEY, COMPACT_PREFIX, POINTER_KEY, articles_prefix, pointer_key
+
+log = logging.getLogger("etl.lake.dayview")
+
+
+def split_key(key: str) -> tuple[str, str] | None:
+    """``(dt, group)`` of an article file key; ``group`` is the interval id or ``compact-G``."""
+    m = ARTICLE_KEY.match(key)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def read_pointer(lake: Lake, dt: str) -> dict[str, Any] | None:
+    """The day's compaction pointer, or None if the day was never compacted."""
+    try:
+        data: dict[str, Any] = json.loads(lake.get_bytes(pointer_key(dt)))
+    except StoreError as exc:
+        if exc.kind == "not-found":
+            return None
+        raise
+    except ValueError as exc:
+        raise StoreError(pointer_key(dt), f"not a compaction pointer: {exc}") from None
+    return data
+
+
+def visible_in_day(keys: list[str], pointer: dict[str, Any] | None) -> list[str]:
+    """The keys of one day's article files a reader sees, given the day's pointer."""
+    current = set(pointer["files"]) if pointer else set()
+    replaced = set(pointer.get("replaced", {})) if pointer else set()
+    seen = []
+    for key in keys:
+        parts = split_key(key)
+        if parts is None:
+            continue
+        group = parts[1]
+        if group.startswith(COMPACT_PREFIX):
+            if key in current:
+                seen.append(key)
+        elif group not in replaced:
+            seen.append(key)
+    return sorted(seen)
+
+
+def visible_article_keys(lake: Lake, dt: str | None = None) -> list[str]:
+    """Article file keys readers see, in one ``dt`` partition or the whole lake."""
+    if dt is not None:
+        return visible_in_day(lake.list(articles_prefix(dt)), read_pointer(lake, dt))
+    keys = lake.list("articles/")
+    days = {m.group(1) for k in lake.list("_compact/") if (m := POINTER_KEY.match(k))}
+    by_day: dict[str, list[str]] = {}
+    for key in keys:
+        parts = split_key(key)
+        if parts is not None:
+            by_day.setdefault(parts[0], []).append(key)
+    visible: list[str] = []
+    for day, day_keys in sorted(by_day.items()):
+        visible += visible_in_day(day_keys, read_pointer(lake, day) if day in days else None)
+    return visible
+
+
+def release_interval(lake: Lake, dt: str, interval_id: str) -> bool:
+    """After an interval of a compacted day is published again (a rerun, a backfill): make its
+    new hourly files visible by taking it out of the pointer's ``replaced``. Its rows that were
+    compacted stay in the compacted files; the rerun's seen index found them there, so the new
+    files hold only articles the compacted files do not. Returns whether the pointer changed."""
+    pointer = read_pointer(lake, dt)
+    if pointer is None or interval_id not in pointer.get("replaced", {}):
+        return False
+    replaced = {k: v for k, v in pointer["replaced"].items() if k != interval_id}
+    lake.put_bytes(pointer_key(dt), pointer_json({**pointer, "replaced": replaced}))
+    log.info("compacted day %s: interval %s published again, its new files are visible", dt,
+             interval_id)  # fmt: skip
+    return True
+
+
+def pointer_json(pointer: dict[str, Any]) -> bytes:
+    return (json.dumps(pointer, indent=2, sort_keys=True) + "\n").encode("utf-8")

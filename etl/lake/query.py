@@ -1,0 +1,135 @@
+"""``newsetl query``: DuckDB SQL over the lake, read lazily. Views: ``articles`` and ``fetch_log``.
+
+Each view is a ``pyarrow.dataset`` over the lake's Parquet files (local folder, or S3 through
+``pyarrow.fs.S3FileSystem`` built from the lake's settings: :mod:`etl.lake.arrowfs`) registered in
+DuckDB, which pushes the query's column list and filters into the scan: a filter on ``dt`` prunes
+whole partitions before a byte of them is read, other filters skip row groups by their
+statistics, and only the columns the query names are fetched (ranged reads on S3). Files of
+older schema versions read by column name (v1 rows have null v2 columns). Results stream as
+Arrow record batches (:func:`query_batches`), so memory stays bounded by the batch and DuckDB's
+``memory_limit`` (sorts and joins spill to disk), not by the lake. No DuckDB extension is
+downloaded. A lake of another kind (a custom :class:`~etl.lake.Lake`) is read through the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from etl.errors import StoreError
+from etl.lake.arrowfs import arrow_filesystem, parquet_dataset
+from etl.lake.base import Lake
+from etl.lake.dayview import visible_article_keys
+from etl.lake.opener import open_lake
+from etl.lake.settings import LakeSettings
+from etl.lake.store import read_table
+from etl.schema import article_schema, fetch_log_schema
+
+log = logging.getLogger("etl.lake.query")
+
+VIEWS = ("articles", "fetch_log")
+BATCH_ROWS = 4096
+MEMORY_LIMIT = "512MB"  # DuckDB's working memory; larger sorts and joins spill to temp files
+
+
+def _visible(lake: Lake, name: str) -> list[str]:
+    """The Parquet files readers see under ``name/``: no temp (``.``) or hidden (``_``) files;
+    for articles, a compacted day's compacted files instead of its hourly ones."""
+    if name == "articles":
+        return visible_article_keys(lake)
+    return [
+        k
+        for k in lake.list(f"{name}/")
+        if k.endswith(".parquet") and k.rsplit("/", 1)[-1][0] not in "._"
+    ]
+
+
+def connect(lake_uri: str | LakeSettings) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with lazy ``articles`` and ``fetch_log`` views over the lake."""
+    settings = lake_uri if isinstance(lake_uri, LakeSettings) else None
+    lake = open_lake(lake_uri)
+    alake = arrow_filesystem(lake, settings)
+    # No insertion order to keep for a query without ORDER BY: batches stream as they are read
+    # instead of waiting in memory for their turn.
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
+    for name, schema in (("articles", article_schema()), ("fetch_log", fetch_log_schema())):
+        files = _visible(lake, name)
+        if not files:
+            con.register(f"_{name}_src", pa.Table.from_batches([], schema=schema))
+        elif alake is not None:
+            con.register(f"_{name}_src", parquet_dataset(alake, files, schema, name))
+        else:  # a lake pyarrow cannot reach: whole objects through the store
+            tables = [read_table(lake, k, schema=schema) for k in files]
+            con.register(f"_{name}_src", pa.concat_tables(tables))
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_src")
+    return con
+
+
+def _failed(lake_uri: str | LakeSettings, exc: Exception) -> StoreError:
+    where = lake_uri if isinstance(lake_uri, str) else lake_uri.uri
+    return StoreError(where, f"query failed: {exc}")
+
+
+@contextmanager
+def query_batches(
+    lake_uri: str | LakeSettings, sql: str, *, batch_rows: int = BATCH_ROWS
+) -> Iterator[pa.RecordBatchReader]:
+    """Run one SQL statement; yields a reader of its result, streamed in record batches.
+
+    Errors name the lake: bad SQL when the statement runs, read errors while batches are read.
+    """
+    con = connect(lake_uri)
+    try:
+        try:
+            rel = con.sql(sql)  # a relation streams; a DB-API cursor would copy the rows
+            reader = rel.to_arrow_reader(batch_rows) if rel is not None else None
+        except duckdb.Error as exc:
+            raise _failed(lake_uri, exc) from None
+        if reader is None:  # a statement without a result
+            reader = pa.RecordBatchReader.from_batches(pa.schema([]), [])
+        yield _guard(reader, lake_uri)
+    finally:
+        con.close()
+
+
+def _guard(reader: pa.RecordBatchReader, lake_uri: str | LakeSettings) -> pa.RecordBatchReader:
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            raise _failed(lake_uri, exc) from None
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+_VANISHED = ("No such file", "does not exist", "NoSuchKey", "Not Found", "404")
+
+
+def run_query(
+    lake_uri: str | LakeSettings, sql: str, *, attempts: int = 3
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one SQL statement; returns column names and all rows (small results only).
+
+    A file that vanished under the query (a compaction deleted the hourly files it replaced
+    after the query listed them) makes it plan again from a fresh listing, up to ``attempts``
+    times. (:func:`query_batches` cannot: it may have handed rows out already; it raises.)
+    """
+    for attempt in range(1, attempts + 1):
+        con = connect(lake_uri)
+        try:
+            cur = con.execute(sql)
+            columns = [d[0] for d in cur.description or []]
+            return columns, cur.fetchall()
+        except duckdb.Error as exc:
+            if attempt < attempts and any(s in str(exc) for s in _VANISHED):
+                log.info("a file vanished during the query (compaction?): planning again")
+                continue
+            raise _failed(lake_uri, exc) from None
+        finally:
+            con.close()
+    raise AssertionError("unreachable")
