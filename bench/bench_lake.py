@@ -37,7 +37,7 @@ import psutil
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 from etl.lake import (  # noqa: E402
     Lake,
@@ -301,8 +301,8 @@ def main() -> int:
 
 
 def bench_s3(articles: int) -> None:
-    from counting_proxy import CountingProxy
-    from s3_server import AWS_TEST_ENV, CREDENTIALS, REGION, MotoServer
+    from tests.support.counting_proxy import CountingProxy
+    from tests.support.s3_server import AWS_TEST_ENV, CREDENTIALS, REGION, MotoServer
 
     os.environ.update(AWS_TEST_ENV)
     with MotoServer() as server, CountingProxy(server.port) as proxy:

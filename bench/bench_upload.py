@@ -37,13 +37,19 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from article_factory import batches, make_article
-from s3_server import AWS_TEST_ENV, AWS_UNSET, CREDENTIALS, REGION, MotoServer, no_proxy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from etl.lake import Lake, LakeSettings, open_lake, publish_interval
 from etl.records import Interval
+from tests.support.article_factory import batches, make_article
+from tests.support.s3_server import (
+    AWS_TEST_ENV,
+    AWS_UNSET,
+    CREDENTIALS,
+    REGION,
+    MotoServer,
+    no_proxy,
+)
 
 MiB = 1024 * 1024
 INTERVAL = Interval(datetime(2026, 11, 25, 13, tzinfo=UTC), datetime(2026, 11, 25, 14, tzinfo=UTC))

@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 import yaml
-from sites import Response, Site
-from typer.testing import CliRunner, Result
 
-from etl.cli import app
 from etl.devsite import DevSite
 from etl.lake.opener import open_lake
 from etl.lake.store import read_articles, read_manifest
 from etl.records import Interval
+from tests.support.cli_helpers import (
+    newsetl,
+)
+from tests.support.sites import Response, Site
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds" / "site"
@@ -60,10 +61,6 @@ def seeds_sources(tmp_path: Path, site: DevSite) -> Path:
              "per_host_delay_s": 0},
         ],
     )  # fmt: skip
-
-
-def newsetl(*args: str | Path, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args], env=env)
 
 
 def test_run_prints_the_summary_and_publishes(tmp_path: Path, seeds_site: DevSite) -> None:

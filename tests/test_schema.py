@@ -8,7 +8,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from article_factory import batches, make_article
 
 from etl import schema as schema_mod
 from etl.errors import ConfigError
@@ -23,6 +22,7 @@ from etl.schema import (
     parse_type,
     schema_version,
 )
+from tests.support.article_factory import batches, make_article
 
 REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
