@@ -32,6 +32,7 @@ from etl.fetch.fetcher import Fetcher
 from etl.records import Failure, Page
 from tests.support.drip import DripServer, quick, slow_headers
 from tests.support.fetch_helpers import policy
+from tests.support.sites import static_site
 
 ROOT = Path(__file__).resolve().parents[1]
 UA = "newsetl-test/0.1 (+https://example.org/newsetl-tests)"
@@ -411,7 +412,6 @@ def test_sources_file_validation_reports_every_url_problem_without_the_secret(
 def test_a_run_onto_s3_leaves_its_keys_nowhere(s3_server: Any, tmp_path: Path) -> None:
     """Every line printed or logged and every byte of every object the run wrote (WARC members
     inflated) is searched for the lake's access key and secret: none is there."""
-    from etl.devsite import DevSite
 
     key_id, secret = "AKIDKNOWNKEY1234567", "known-secret-Zq8xW2v"
     bucket = s3_server.new_bucket()
@@ -421,7 +421,7 @@ def test_a_run_onto_s3_leaves_its_keys_nowhere(s3_server: Any, tmp_path: Path) -
         "AWS_SECRET_ACCESS_KEY": secret,
         "NEWSETL_LAKE": f"s3://{bucket}/lake",
     }
-    with DevSite(ROOT / "seeds" / "site") as site:
+    with static_site(ROOT / "seeds" / "site") as site:
         src = sources_file(
             tmp_path,
             [

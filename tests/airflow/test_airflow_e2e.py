@@ -23,10 +23,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from etl.devsite import DevSite
 from etl.records import Interval
 from etl.schema import article_schema
 from tests.support.s3_server import CREDENTIALS, REGION, free_port
+from tests.support.sites import Site, static_site
 
 pytestmark = pytest.mark.slow
 
@@ -38,13 +38,13 @@ SOURCE_IDS = {"seeds-urls", "seeds-rss", "seeds-sitemap"}
 
 
 @pytest.fixture(scope="module")
-def seeds_site() -> Iterator[DevSite]:
-    with DevSite(ROOT / "seeds" / "site") as site:
+def seeds_site() -> Iterator[Site]:
+    with static_site(ROOT / "seeds" / "site") as site:
         yield site
 
 
 @pytest.fixture
-def sources_file(seeds_site: DevSite, tmp_path: Path) -> Path:
+def sources_file(seeds_site: Site, tmp_path: Path) -> Path:
     """seeds/sources.demo.yaml (the demo's template) pointed at the running seeds site."""
     text = (ROOT / "seeds" / "sources.demo.yaml").read_text(encoding="utf-8")
     path = tmp_path / "sources.yaml"

@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from etl.devsite import DevSite
 from etl.records import Interval
+from tests.support.sites import Site, static_site
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +31,13 @@ KHARKIV = "Russian forces begin withdrawing from Kharkiv as Ukraine 'wins battle
 
 
 @pytest.fixture(scope="module")
-def seeds_site() -> Iterator[DevSite]:
-    with DevSite(ROOT / "seeds" / "site") as site:
+def seeds_site() -> Iterator[Site]:
+    with static_site(ROOT / "seeds" / "site") as site:
         yield site
 
 
 def test_a_failing_mapped_source_does_not_stop_the_others_being_published(
-    airflow_env: dict[str, str], airflow_local: Any, seeds_site: DevSite, tmp_path: Path
+    airflow_env: dict[str, str], airflow_local: Any, seeds_site: Site, tmp_path: Path
 ) -> None:
     base = seeds_site.base
     sources = {

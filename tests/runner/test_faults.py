@@ -37,7 +37,7 @@ from tests.support.runner_helpers import (
     sources_file,
 )
 from tests.support.s3_server import free_port
-from tests.support.sites import Response, Site, SiteRequest
+from tests.support.sites import Response, Site, SiteRequest, static_site
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "2026-01-05T10:00:00Z", "2026-01-05T11:00:00Z"
@@ -177,10 +177,8 @@ def test_a_full_scratch_disk_while_a_run_stages_is_a_clear_error(
 ) -> None:
     import yaml
 
-    from etl.devsite import DevSite
-
     lake = tmp_path / "lake"
-    with DevSite(ROOT / "seeds" / "site") as site:
+    with static_site(ROOT / "seeds" / "site") as site:
         template = (ROOT / "seeds" / "sources.demo.yaml").read_text(encoding="utf-8")
         data = yaml.safe_load(template.replace("{{BASE}}", site.base))
         src = tmp_path / "sources.yaml"

@@ -1,7 +1,7 @@
 """The interval runner (etl.runner) end to end: discover → fetch → process → publish → validate.
 
 Every test runs against real local sites on 127.0.0.1 (the shipped seeds site served by
-:class:`etl.devsite.DevSite`, or a :class:`sites.Site` route table) and a lake in a tmp folder.
+tests/support/sites.py ``static_site``, or a ``Site`` route table) and a lake in a tmp folder.
 What the server saw (its request log) is the reference for "every URL tried" and "no request".
 """
 
@@ -22,7 +22,6 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from etl.config import QualitySettings
-from etl.devsite import DevSite
 from etl.errors import EtlError, QualityError
 from etl.fetch.archive import read_record
 from etl.lake.layout import raw_key
@@ -53,7 +52,7 @@ from tests.support.runner_helpers import (
     utc,
     warc_records,
 )
-from tests.support.sites import Response, Site
+from tests.support.sites import Response, Site, static_site
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds" / "site"
@@ -63,34 +62,19 @@ KHARKIV = "/2022/05/14/russia-withdraw-kharkiv/"
 # -- sites ---------------------------------------------------------------------------------------
 
 
-class LoggedDevSite(DevSite):
-    """The real DevSite, plus a log of the paths it was asked for (in arrival order)."""
-
-    def __init__(self, root: Path) -> None:
-        self.paths: list[str] = []
-        super().__init__(root)
-
-    def _handler(self) -> Any:
-        base = super()._handler()
-        paths = self.paths
-
-        class Logged(base):  # type: ignore[misc,valid-type]
-            def do_GET(self) -> None:
-                paths.append(self.path)
-                super().do_GET()
-
-        return Logged
-
-
 @pytest.fixture
-def seeds_site() -> Iterator[LoggedDevSite]:
-    site = LoggedDevSite(SEEDS)
-    with site:  # DevSite.__enter__ returns the site itself, typed as a DevSite
+def seeds_site() -> Iterator[Site]:
+    with static_site(SEEDS) as site:
         yield site
 
 
-def served_seed(site: DevSite, path: str) -> bytes:
-    """The bytes the DevSite serves for a seeds page."""
+def paths(site: Site) -> list[str]:
+    """The paths the site was asked for, in arrival order."""
+    return [r.path for r in site.requests()]
+
+
+def served_seed(site: Site, path: str) -> bytes:
+    """The bytes the site serves for a seeds page."""
     f = SEEDS / path.strip("/") / "index.html"
     return f.read_bytes().replace(b"{{BASE}}", site.base.encode())
 
@@ -98,7 +82,7 @@ def served_seed(site: DevSite, path: str) -> bytes:
 # -- sources files, runs, lake reading -----------------------------------------------------------
 
 
-def seeds_sources(tmp_path: Path, site: DevSite) -> Path:
+def seeds_sources(tmp_path: Path, site: Site) -> Path:
     return sources_file(
         tmp_path,
         {"id": "seeds-sitemap", "kind": "sitemap", "url": f"{site.base}/sitemap.xml"},
@@ -110,7 +94,7 @@ def seeds_sources(tmp_path: Path, site: DevSite) -> Path:
 
 
 def test_run_over_the_seeds_site_publishes_kharkiv_once_with_its_raw_archive(
-    tmp_path: Path, seeds_site: LoggedDevSite
+    tmp_path: Path, seeds_site: Site
 ) -> None:
     base = seeds_site.base
     run = open_run(tmp_path, seeds_sources(tmp_path, seeds_site))
@@ -161,7 +145,7 @@ def test_run_over_the_seeds_site_publishes_kharkiv_once_with_its_raw_archive(
 
     # fetch_log: one row per URL tried, exactly what the server saw
     log = fetch_log(run)
-    assert Counter(urlsplit(r["url"]).path for r in log) == Counter(seeds_site.paths)
+    assert Counter(urlsplit(r["url"]).path for r in log) == Counter(paths(seeds_site))
     assert Counter(r["purpose"] for r in log) == {
         "robots": 4,
         "sitemap": 1,
@@ -184,20 +168,18 @@ def test_run_over_the_seeds_site_publishes_kharkiv_once_with_its_raw_archive(
     assert run.lake.list("_staging/") == []
 
 
-def test_rerun_replays_the_raw_archive_without_a_request(
-    tmp_path: Path, seeds_site: LoggedDevSite
-) -> None:
+def test_rerun_replays_the_raw_archive_without_a_request(tmp_path: Path, seeds_site: Site) -> None:
     sources = seeds_sources(tmp_path, seeds_site)
     run = open_run(tmp_path, sources)
     first = run_interval(run)
     keys = run.lake.list()
     rows, log = articles(run), fetch_log(run)
     raw = {k: run.lake.get_bytes(k) for k in keys if k.startswith("raw/")}
-    seeds_site.paths.clear()
+    seeds_site.log.clear()
 
     again = run_interval(open_run(tmp_path, sources))
 
-    assert seeds_site.paths == []  # no request reached the server
+    assert paths(seeds_site) == []  # no request reached the server
     assert [p["mode"] for p in again["sources"]] == ["replay", "replay"]
     assert [r["article_id"] for r in articles(run)] == [r["article_id"] for r in rows]
     assert [r["raw_ref"] for r in articles(run)] == [r["raw_ref"] for r in rows]
@@ -208,19 +190,17 @@ def test_rerun_replays_the_raw_archive_without_a_request(
     assert again["deleted"] == []
 
 
-def test_refetch_fetches_again_and_still_keeps_one_copy(
-    tmp_path: Path, seeds_site: LoggedDevSite
-) -> None:
+def test_refetch_fetches_again_and_still_keeps_one_copy(tmp_path: Path, seeds_site: Site) -> None:
     sources = seeds_sources(tmp_path, seeds_site)
     run = open_run(tmp_path, sources)
     run_interval(run)
     keys, ids = run.lake.list(), [r["article_id"] for r in articles(run)]
-    first_requests = Counter(seeds_site.paths)
-    seeds_site.paths.clear()
+    first_requests = Counter(paths(seeds_site))
+    seeds_site.log.clear()
 
     again = run_interval(open_run(tmp_path, sources, refetch=True))
 
-    assert Counter(seeds_site.paths) == first_requests  # fetched again, same URLs
+    assert Counter(paths(seeds_site)) == first_requests  # fetched again, same URLs
     assert [p["mode"] for p in again["sources"]] == ["fetch", "fetch"]
     assert [r["article_id"] for r in articles(run)] == ids
     assert len(fetch_log(run)) == again["urls_tried"] == 8
@@ -552,7 +532,7 @@ def test_quality_gate_refuses_an_interval_with_too_many_short_articles(
 # -- the steps, one by one (as the DAG runs them) ------------------------------------------------
 
 
-def test_steps_talk_through_the_lake_only(tmp_path: Path, seeds_site: LoggedDevSite) -> None:
+def test_steps_talk_through_the_lake_only(tmp_path: Path, seeds_site: Site) -> None:
     """Each step gets a fresh Run (as a separate Airflow task would) and JSON-able inputs."""
     sources = seeds_sources(tmp_path, seeds_site)
 
@@ -570,9 +550,7 @@ def test_steps_talk_through_the_lake_only(tmp_path: Path, seeds_site: LoggedDevS
     assert fresh().lake.list("_staging/") == []
 
 
-def test_manifest_names_no_staging_key_after_publish(
-    tmp_path: Path, seeds_site: LoggedDevSite
-) -> None:
+def test_manifest_names_no_staging_key_after_publish(tmp_path: Path, seeds_site: Site) -> None:
     run = open_run(tmp_path, seeds_sources(tmp_path, seeds_site))
     published = run_interval(run)
     manifest = json.loads(run.lake.get_bytes(published["manifest"]))

@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from etl.config import Settings
-from etl.devsite import DevSite
 from etl.errors import LeaseError
 from etl.lake.base import Lake
 from etl.lake.layout import interval_lease_key
@@ -33,7 +32,7 @@ from etl.runner.interval import run_interval
 from etl.runner.run import Run
 from etl.schema import fetch_log_schema
 from tests.support.s3_server import CREDENTIALS, REGION
-from tests.support.sites import Response, Site
+from tests.support.sites import Response, Site, static_site
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds" / "site"
@@ -43,8 +42,8 @@ DAG_HOLDER = "airflow:news_ingest/scheduled__2022-05-14T09:00:00+00:00#0"
 
 
 @pytest.fixture
-def seeds() -> Iterator[DevSite]:
-    with DevSite(SEEDS) as s:
+def seeds() -> Iterator[Site]:
+    with static_site(SEEDS) as s:
         yield s
 
 
@@ -113,7 +112,7 @@ class TimedLake:
 
 
 def test_run_beside_a_dag_run_of_the_interval_is_refused_naming_it(
-    tmp_path: Path, seeds: DevSite, lake_settings: LakeSettings
+    tmp_path: Path, seeds: Site, lake_settings: LakeSettings
 ) -> None:
     run = open_run(tmp_path, seeds, lake_settings, wait_s=0.5)
     dag = Lease(run.lake, interval_lease_key(HOUR9.id), holder=DAG_HOLDER, ttl_s=600).acquire()
@@ -132,7 +131,7 @@ def test_run_beside_a_dag_run_of_the_interval_is_refused_naming_it(
 
 
 def test_two_runs_of_one_interval_at_once_do_not_mix(
-    tmp_path: Path, seeds: DevSite, lake_settings: LakeSettings
+    tmp_path: Path, seeds: Site, lake_settings: LakeSettings
 ) -> None:
     solo = run_interval(open_run(tmp_path / "solo", seeds, LakeSettings(str(tmp_path / "solo/l"))))
     runs = [
@@ -167,7 +166,7 @@ def test_two_runs_of_one_interval_at_once_do_not_mix(
 
 
 def test_next_run_drops_a_crashed_attempts_staging(
-    tmp_path: Path, seeds: DevSite, lake_settings: LakeSettings
+    tmp_path: Path, seeds: Site, lake_settings: LakeSettings
 ) -> None:
     """A crashed run left staged fetch-log rows and articles: they never reach the lake."""
     run = open_run(tmp_path, seeds, lake_settings, wait_s=30)
@@ -187,7 +186,7 @@ def test_next_run_drops_a_crashed_attempts_staging(
     assert run.lake.list("_staging/") == [] and run.lake.list("_leases/") == []
 
 
-def test_publish_removes_staging_older_than_a_day(tmp_path: Path, seeds: DevSite) -> None:
+def test_publish_removes_staging_older_than_a_day(tmp_path: Path, seeds: Site) -> None:
     run = open_run(tmp_path, seeds, LakeSettings(uri=str(tmp_path / "lake")))
     old, young = "20220101T0000Z-20220101T0100Z", "20220102T0000Z-20220102T0100Z"
     run.lake.put_bytes(f"_staging/{old}/a/candidates/x.jsonl", b"{}\n")
@@ -227,7 +226,7 @@ def test_validators_written_by_a_concurrent_run_are_kept(
 
 
 def test_cli_run_beside_a_held_lease_fails_naming_the_holder(
-    tmp_path: Path, seeds: DevSite, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, seeds: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from typer.testing import CliRunner
 
@@ -249,7 +248,7 @@ def test_cli_run_beside_a_held_lease_fails_naming_the_holder(
     assert run.lake.list("_leases/") == []
 
 
-def test_two_newsetl_run_processes_at_once(tmp_path: Path, seeds: DevSite) -> None:
+def test_two_newsetl_run_processes_at_once(tmp_path: Path, seeds: Site) -> None:
     """Run it twice at once, as a user would: the second waits, both succeed, one copy each."""
     import subprocess
 

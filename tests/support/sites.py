@@ -15,17 +15,17 @@ Routes map a path (query ignored) to a :class:`Response`, or to a function of th
 from __future__ import annotations
 
 import itertools
-import mimetypes
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["Response", "Site", "SiteRequest", "serve_directory"]
+__all__ = ["Response", "Site", "SiteRequest", "serve_directory", "static_site"]
 
 
 @dataclass
@@ -249,34 +249,34 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
 
 
 def serve_directory(root: Path, *, host: str = "127.0.0.1", port: int = 0) -> Site:
-    """A site serving the files under ``root``; ``{{BASE}}`` in .xml/.txt/.html is replaced.
+    """A site serving the files under ``root`` exactly as ``newsetl serve`` does
+    (:func:`etl.devsite.static_file`: ``{{BASE}}`` replaced in .xml/.txt/.html, ``/`` and
+    folders serve ``index.html``, HTML without a charset parameter), with this site's request
+    log, routes and faults on top. Returned started; close it when done (or use
+    :func:`static_site`)."""
+    from etl.devsite import static_file
 
-    ``/`` and folder paths serve ``index.html``. Returned started; close it when done.
-    """
     site = Site(host=host, port=port)
-    root = Path(root).resolve()
 
     def serve(req: SiteRequest) -> Response:
-        path = (root / req.path.lstrip("/")).resolve()
-        if path.is_dir():
-            path = path / "index.html"
-        if (root not in path.parents and path != root) or not path.is_file():
+        found = static_file(root, req.path, site.base)
+        if found is None:
             return Response(404, b"not found")
-        data = path.read_bytes()
-        if path.suffix in (".xml", ".txt", ".html", ".htm"):
-            data = data.replace(b"{{BASE}}", site.base.encode())
-        ctype = {
-            ".xml": "application/xml",
-            ".txt": "text/plain; charset=utf-8",
-            ".gz": "application/gzip",
-        }.get(path.suffix)
-        if ctype is None:
-            guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            ctype = guessed + ("; charset=utf-8" if guessed.startswith("text/") else "")
+        data, ctype = found
         return Response(200, data, content_type=ctype)
 
     site.default = serve
     return site.start()
+
+
+@contextmanager
+def static_site(root: Path) -> Iterator[Site]:
+    """``with static_site(folder) as site:`` the folder served by :func:`serve_directory`."""
+    site = serve_directory(root)
+    try:
+        yield site
+    finally:
+        site.close()
 
 
 def drip(data: bytes, size: int) -> Iterator[bytes]:
