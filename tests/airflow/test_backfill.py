@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -44,7 +44,15 @@ from tests.support.backfill_site import (
     stories_in,
     write_sources,
 )
-from tests.support.sites import Site, serve_directory
+from tests.support.lake_files import (
+    all_article_ids,
+    file_ids,
+    lake_files,
+    read_rows,
+    staged_files,
+    temp_files,
+)
+from tests.support.sites import Site, serve_directory, static_site
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -56,11 +64,8 @@ DAG_ID = "news_ingest"
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("site")
     build_site(root)
-    s = serve_directory(root)
-    try:
+    with static_site(root) as s:
         yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture(scope="module")
@@ -75,30 +80,9 @@ def article_requests(site: Site) -> list[str]:
 # -- reading the lake (plain files: the lake is a local folder) --------------------------------
 
 
-def lake_files(lake: Path) -> set[str]:
-    """Every file under the lake, as keys (temp files and staging included)."""
-    return {p.relative_to(lake).as_posix() for p in lake.rglob("*") if p.is_file()}
-
-
-def read_rows(lake: Path, key: str) -> list[dict[str, Any]]:
-    return pq.read_table(lake / key, use_threads=False).to_pylist()
-
-
 def interval_article_keys(lake: Path, hour: int) -> list[str]:
     prefix = f"articles/dt={DAY}/{interval_id(hour)}-"
     return sorted(k for k in lake_files(lake) if k.startswith(prefix))
-
-
-def file_ids(lake: Path, key: str) -> list[str]:
-    table = pq.read_table(lake / key, columns=["article_id"], use_threads=False)
-    ids = cast("list[str]", table.column(0).to_pylist())
-    return ids
-
-
-def all_article_ids(lake: Path) -> list[str]:
-    """Article ids of every Parquet file under articles/ (what a glob reader would see)."""
-    keys = sorted(k for k in lake_files(lake) if k.startswith("articles/"))
-    return [i for k in keys if k.endswith(".parquet") for i in file_ids(lake, k)]
 
 
 def ids_by_interval(lake: Path) -> dict[int, list[str]]:
@@ -111,16 +95,6 @@ def ids_by_interval(lake: Path) -> dict[int, list[str]]:
 def read_manifest(lake: Path, hour: int) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((lake / manifest_key(hour)).read_text())
     return data
-
-
-def staged_files(lake: Path) -> set[str]:
-    return {k for k in lake_files(lake) if k.startswith("_staging/")}
-
-
-def temp_files(lake: Path) -> set[str]:
-    """Hidden or .tmp files (LocalLake writes ``.<name>.<random>.tmp`` and renames it)."""
-    names = {k: k.rsplit("/", 1)[-1] for k in lake_files(lake)}
-    return {k for k, n in names.items() if n.startswith(".") or n.endswith(".tmp")}
 
 
 # -- Airflow on PostgreSQL (the shared harness) -------------------------------------------------

@@ -35,7 +35,7 @@ from etl.lake.settings import LakeSettings, lake_settings_from_airflow_conn
 from etl.lake.store import read_manifest
 from etl.records import Interval
 from tests.support.backfill_site import STORIES, Story, at, build_site, write_sources
-from tests.support.sites import Site, serve_directory
+from tests.support.sites import Site, static_site
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -68,11 +68,8 @@ def interval(hour: int) -> Interval:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("site")
     build_site(root, SIX_HOURS)
-    s = serve_directory(root)
-    try:
+    with static_site(root) as s:
         yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture(scope="module")
