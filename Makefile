@@ -27,7 +27,7 @@ help:
 	@echo "             api-server (127.0.0.1:$(PORT)), scheduler, dag-processor, 2 Celery workers"
 	@echo "make cluster-down       - stop everything make cluster started, by PID"
 	@echo "make test   - lint, type-check and run the test suite"
-	@echo "make check  - ruff (lint + format) and mypy --strict on etl/"
+	@echo "make check  - ruff (lint + format) and mypy --strict on etl/ dags/ scripts/ tests/ bench/"
 	@echo "make bench  - quality, speed and memory benchmarks (figures printed)"
 
 .venv/.synced: pyproject.toml uv.lock
@@ -62,7 +62,7 @@ cluster-down: setup
 check: setup
 	$(RUN) ruff check etl tests bench dags scripts
 	$(RUN) ruff format --check etl tests bench dags scripts
-	$(RUN) mypy etl
+	$(RUN) mypy etl dags scripts tests bench
 
 test: check
 	$(RUN) pytest -q -n 2 --dist loadfile

@@ -22,7 +22,7 @@ Also the DAG parse time: the wall time of ``DagBag(dags/)`` in a fresh interpret
 parses a file; what the DAG file itself imports and runs at top level is counted, cold), with a
 missing sources file and an unreachable lake, best of N fresh interpreters. Target: under 2 s
 (Airflow's own limit is ``dagbag_import_timeout``, 30 s). This was a test's bound before
-(tests/test_dags.py); a wall-time bound fails on a busy machine, so it is measured here.
+(tests/airflow/test_dags.py); a wall-time bound fails on a busy machine, so it is measured here.
 
     uv run python bench/bench_airflow.py [--rounds 3] [--target 15] [--no-bytecode-cache]
     uv run python bench/bench_airflow.py --parse-only [--rounds 3] [--parse-target 2]

@@ -34,7 +34,7 @@ def load_pages() -> list[tuple[str, bytes]]:
     return list(corpus_pages(CORPUS))
 
 
-def run_ours(pages, workers: int) -> float:
+def run_ours(pages: list[tuple[str, bytes]], workers: int) -> float:
     from etl.article import process_pages
     from etl.cli import json_line
     from etl.config import load_settings
@@ -50,7 +50,7 @@ def run_ours(pages, workers: int) -> float:
     return time.perf_counter() - t0
 
 
-def run_bare(pages) -> float:
+def run_bare(pages: list[tuple[str, bytes]]) -> float:
     import trafilatura
 
     t0 = time.perf_counter()

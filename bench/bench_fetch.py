@@ -21,13 +21,12 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from sites import Response, Site
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from etl.fetch import Fetcher, FetchPolicy
 from etl.records import Candidate
 from etl.urls import article_id, canonicalize
+from tests.support.sites import Response, Site
 
 
 def main(argv: list[str] | None = None) -> int:

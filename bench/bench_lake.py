@@ -37,7 +37,7 @@ import psutil
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 from etl.lake import (  # noqa: E402
     Lake,
@@ -67,8 +67,8 @@ def _pool(rng: np.random.Generator, chars: int) -> str:
     return " ".join(words[i] for i in ranks)[:chars]
 
 
-def _list_col(n: int, values: list[str], per_row: int) -> pa.Array:
-    offsets = pa.array(np.arange(0, (n + 1) * per_row, per_row, dtype=np.int32))
+def _list_col(n: int, values: list[str], per_row: int) -> pa.Array[Any]:
+    offsets = pa.array(np.arange(0, (n + 1) * per_row, per_row, dtype=np.int32), pa.int32())
     flat = pa.array([values[i % len(values)] for i in range(n * per_row)], pa.string())
     return pa.ListArray.from_arrays(offsets, flat, type=pa.list_(pa.field("element", pa.string())))
 
@@ -90,14 +90,14 @@ def make_batch(start: int, n: int, dt: str, hour: datetime, pool: str, seed: int
     when = pa.array((np.datetime64(hour.replace(tzinfo=None), "us")
                      + rng.integers(0, 3_600_000_000, n).astype("timedelta64[us]")),
                     pa.timestamp("us", tz="UTC"))  # fmt: skip
-    empty = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)),
+    empty = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32), pa.int32()),
                                      pa.array([], pa.string()), type=schema.field("captions").type)  # fmt: skip
     removed_t = schema.field("boilerplate_removed").type
-    removed = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)),
+    removed = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32), pa.int32()),
                                        pa.array([], removed_t.value_type), type=removed_t)  # fmt: skip
     ext_t = schema.field("extractor").type
     extractor = pa.array([{"newsetl": "0.1", "trafilatura": "2.3.1", "rules": "bench"}] * n, ext_t)
-    cols: dict[str, pa.Array] = {
+    cols: dict[str, pa.Array[Any]] = {
         "article_id": pa.array(ids, pa.string()),
         "url": pa.array(urls, pa.string()),
         "canonical_url": pa.array(urls, pa.string()),
@@ -207,7 +207,7 @@ def bench_seen(lake: Lake, label: str) -> None:
     begin = DAY0 + timedelta(days=DAYS - 1, hours=12)
     run = Interval(begin, begin + timedelta(hours=1))
     counting = CountingLake(lake)
-    t_new, ids = timed(lambda: seen_ids(counting, days=15, exclude=run))  # type: ignore[arg-type]
+    t_new, ids = timed(lambda: seen_ids(counting, days=15, exclude=run))
     new_bytes = counting.read
     counting.read = 0
     first = (run.start - timedelta(days=15)).date().isoformat()
@@ -301,8 +301,8 @@ def main() -> int:
 
 
 def bench_s3(articles: int) -> None:
-    from counting_proxy import CountingProxy
-    from s3_server import AWS_TEST_ENV, CREDENTIALS, REGION, MotoServer
+    from tests.support.counting_proxy import CountingProxy
+    from tests.support.s3_server import AWS_TEST_ENV, CREDENTIALS, REGION, MotoServer
 
     os.environ.update(AWS_TEST_ENV)
     with MotoServer() as server, CountingProxy(server.port) as proxy:

@@ -29,15 +29,14 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from article_factory import prose
-from sites import Response, Site, SiteRequest
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from etl.config import Settings
 from etl.lake import read_articles
 from etl.records import Interval
 from etl.runner import Run, run_interval
+from tests.support.article_factory import prose
+from tests.support.sites import Response, Site, SiteRequest
 
 T0 = datetime(2026, 1, 5, 0, tzinfo=UTC)
 PAGE = (

@@ -82,8 +82,8 @@ def main(argv: list[str]) -> None:
                 trafilatura.extract(b)
             bare.append(time.perf_counter() - t)
             t = time.perf_counter()
-            for p, b in pages:
-                extract(Page(id=p, body=b, url=urls.get(p)), settings)
+            for pid, b in pages:
+                extract(Page(id=pid, body=b, url=urls.get(pid)), settings)
             ours.append(time.perf_counter() - t)
         print(
             f"speed: bare trafilatura.extract {min(bare):.3f}s, extract() {min(ours):.3f}s "

@@ -315,7 +315,12 @@ def news_ingest() -> None:
             )
         return figures
 
-    processed = process.expand(item=fetch.expand(item=discover.expand(item=plan())))
+    # .expand() gives an XComArg that resolves to the list of mapped results at run time; the
+    # airflow_mypy outputs plugin types a task's call (``plan()``), not .expand(): hence the cast.
+    processed = cast(
+        "list[ProcessItem]",
+        process.expand(item=fetch.expand(item=discover.expand(item=plan()))),
+    )
     validate(publish(processed))
 
 

@@ -25,6 +25,25 @@ _TYPES = {
 }
 
 
+def static_file(root: Path, target: str, base: str) -> tuple[bytes, str] | None:
+    """What the site answers for the request target ``target`` (its query ignored): the body
+    and its Content-Type, or None for a 404 (no such file, or a path outside ``root``).
+
+    The one static-site logic: :class:`DevSite` serves it, and so does the test suite's site
+    (tests/support/sites.py ``serve_directory``), which adds a request log and faults."""
+    root = Path(root).resolve()
+    path = (root / target.split("?", 1)[0].lstrip("/")).resolve()
+    if path.is_dir():
+        path = path / "index.html"
+    if root not in path.parents or not path.is_file():
+        return None
+    data = path.read_bytes()
+    if path.suffix in (".xml", ".txt", ".html", ".htm"):
+        data = data.replace(b"{{BASE}}", base.encode())
+    ctype = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
+    return data, ctype or "application/octet-stream"
+
+
 class DevSite:
     """``with DevSite(root) as site: site.base`` → ``http://127.0.0.1:<port>``."""
 
@@ -60,18 +79,13 @@ class DevSite:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                path = (site.root / self.path.split("?", 1)[0].lstrip("/")).resolve()
-                if path.is_dir():
-                    path = path / "index.html"
-                if site.root not in path.parents or not path.is_file():
+                found = static_file(site.root, self.path, site.base)
+                if found is None:
                     self.send_error(404, "not found")
                     return
-                data = path.read_bytes()
-                if path.suffix in (".xml", ".txt", ".html", ".htm"):
-                    data = data.replace(b"{{BASE}}", site.base.encode())
-                ctype = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
+                data, ctype = found
                 self.send_response(200)
-                self.send_header("Content-Type", ctype or "application/octet-stream")
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

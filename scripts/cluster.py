@@ -39,7 +39,7 @@ LAKE = "s3://news-lake/cluster"
 REGION = "us-east-1"
 LAKE_KEYS = ("newsetl", "newsetl-local-lake")  # moto accepts any key; nothing else sees it
 
-# The cluster's settings, in one place: the harness below, tests/test_cluster.py and the
+# The cluster's settings, in one place: the harness below, tests/airflow/test_cluster.py and the
 # cross-check of infra/ (tests/test_infra.py) read them.
 SETTINGS: dict[str, Any] = {
     "executor": "CeleryExecutor",
@@ -129,7 +129,12 @@ class Cluster(AirflowStack):
         broker = [str(valkey_server()), "--bind", "127.0.0.1", "--port"]
         broker += [str(self.meta["redis_port"]), "--save", "", "--appendonly", "no"]
         broker += ["--dir", str(self.home / "valkey"), "--protected-mode", "yes"]
-        lake = [sys.executable, str(ROOT / "tests" / "moto_atomic.py"), "-H", "127.0.0.1"]
+        lake = [
+            sys.executable,
+            str(ROOT / "tests" / "support" / "moto_atomic.py"),
+            "-H",
+            "127.0.0.1",
+        ]
         lake += ["-p", str(self.meta["s3_port"])]
         self.start(before={"valkey": broker, "s3": lake, **(before or {})})
         try:
@@ -189,7 +194,8 @@ class Cluster(AirflowStack):
 
 
 def up(home: Path, port: int, site_port: int) -> int:
-    from airflow_ops import say, stack_env
+    from airflow_ops import stack_env
+    from demo import say
 
     with AirflowStack(home).locked():
         old = AirflowStack.attach(home)

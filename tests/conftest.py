@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sites import Site
+
+from tests.support.sites import Site
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def make_site() -> Iterator[Callable[..., Site]]:
 
 # ---------------------------------------------------------------------------------------------
 # lake / S3 (etl.lake): an offline AWS environment for every test and a
-# moto S3 server on 127.0.0.1 for the session (tests/s3_server.py)
+# moto S3 server on 127.0.0.1 for the session (tests/support/s3_server.py)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -46,7 +47,7 @@ def aws_offline_env() -> Iterator[None]:
     default endpoint on a closed loopback port: no test can reach a real AWS address."""
     import os
 
-    from s3_server import AWS_TEST_ENV, AWS_UNSET, no_proxy
+    from tests.support.s3_server import AWS_TEST_ENV, AWS_UNSET, no_proxy
 
     with pytest.MonkeyPatch.context() as mp:
         for name in AWS_UNSET:
@@ -61,14 +62,14 @@ def aws_offline_env() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def s3_server(aws_offline_env: None) -> Iterator[Any]:
     """A started :class:`s3_server.MotoServer` (``.endpoint``, ``.client()``, ``.new_bucket()``)."""
-    from s3_server import MotoServer
+    from tests.support.s3_server import MotoServer
 
     with MotoServer() as server:
         yield server
 
 
 # ---------------------------------------------------------------------------------------------
-# Airflow (dags/; tests/test_dags.py, tests/test_airflow_e2e.py and the other slow Airflow
+# Airflow (dags/; tests/airflow/: test_dags.py, test_airflow_e2e.py and the other slow Airflow
 # tests): Airflow only ever runs in subprocesses, never imported by the test session (importing
 # it reconfigures logging and fixes AIRFLOW_HOME for the whole process). Their environment comes
 # from scripts/airflow_local.py, the helper `make run` and `make bench` use too.

@@ -272,7 +272,16 @@ def test_eval_without_ground_truth_is_exit_2(tmp_path: Path) -> None:
 
 def test_ingest_then_query_round_trip(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
-    args = ["ingest", SITE, "--exclude", "index.html", "--base-url", BASE, "--lake", lake]
+    args: list[str | Path] = [
+        "ingest",
+        SITE,
+        "--exclude",
+        "index.html",
+        "--base-url",
+        BASE,
+        "--lake",
+        lake,
+    ]
     result = run(*args, "--source-id", "seeds", "--start", "2024-06-01T12:00:00Z")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert f"wrote {len(ARTICLES)} articles in 1 file(s); 0 failed" in result.stdout

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 import yaml
-from sites import Response, Site
-from typer.testing import CliRunner, Result
 
-from etl.cli import app
-from etl.devsite import DevSite
 from etl.lake.opener import open_lake
 from etl.lake.store import read_articles, read_manifest
 from etl.records import Interval
+from tests.support.cli_helpers import (
+    newsetl,
+)
+from tests.support.sites import Response, Site, static_site
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds" / "site"
@@ -34,8 +34,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def seeds_site() -> Iterator[DevSite]:
-    with DevSite(SEEDS) as site:
+def seeds_site() -> Iterator[Site]:
+    with static_site(SEEDS) as site:
         yield site
 
 
@@ -50,7 +50,7 @@ def write_sources(path: Path, sources: list[dict[str, Any]]) -> Path:
     return path
 
 
-def seeds_sources(tmp_path: Path, site: DevSite) -> Path:
+def seeds_sources(tmp_path: Path, site: Site) -> Path:
     return write_sources(
         tmp_path / "sources.yaml",
         [
@@ -62,11 +62,7 @@ def seeds_sources(tmp_path: Path, site: DevSite) -> Path:
     )  # fmt: skip
 
 
-def newsetl(*args: str | Path, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args], env=env)
-
-
-def test_run_prints_the_summary_and_publishes(tmp_path: Path, seeds_site: DevSite) -> None:
+def test_run_prints_the_summary_and_publishes(tmp_path: Path, seeds_site: Site) -> None:
     sources, lake = seeds_sources(tmp_path, seeds_site), tmp_path / "lake"
 
     result = newsetl("run", "--sources", sources, "--lake", lake, "--start", START, "--end", END)
@@ -99,9 +95,7 @@ def test_run_prints_the_summary_and_publishes(tmp_path: Path, seeds_site: DevSit
     assert len(read_articles(open_lake(str(lake)), "2022-05-14")) == 1
 
 
-def test_run_takes_sources_and_lake_from_the_environment(
-    tmp_path: Path, seeds_site: DevSite
-) -> None:
+def test_run_takes_sources_and_lake_from_the_environment(tmp_path: Path, seeds_site: Site) -> None:
     sources, lake = seeds_sources(tmp_path, seeds_site), tmp_path / "env-lake"
     env = {"NEWSETL_SOURCES": str(sources), "NEWSETL_LAKE": str(lake)}
 
@@ -114,7 +108,7 @@ def test_run_takes_sources_and_lake_from_the_environment(
 
 
 def test_a_bad_field_in_the_sources_file_names_the_source_and_the_field(
-    tmp_path: Path, seeds_site: DevSite
+    tmp_path: Path, seeds_site: Site
 ) -> None:
     sources = write_sources(
         tmp_path / "sources.yaml",
@@ -147,7 +141,7 @@ def test_no_sources_file_is_a_clear_error(tmp_path: Path) -> None:
     assert str(missing) in result.output and "not found" in result.output
 
 
-def test_a_bad_interval_is_a_usage_error(tmp_path: Path, seeds_site: DevSite) -> None:
+def test_a_bad_interval_is_a_usage_error(tmp_path: Path, seeds_site: Site) -> None:
     sources = seeds_sources(tmp_path, seeds_site)
     result = newsetl("run", "--sources", sources, "--start", END, "--end", START)
     assert result.exit_code == 2

@@ -20,8 +20,6 @@ from typing import Any
 
 import pytest
 import yaml
-from drip import DripServer, quick, slow_headers
-from fetch_helpers import policy
 from typer.testing import CliRunner
 
 from etl import workdir as workdir_mod
@@ -32,6 +30,9 @@ from etl.errors import ConfigError, ExtractError
 from etl.fetch.deadline import http_client
 from etl.fetch.fetcher import Fetcher
 from etl.records import Failure, Page
+from tests.support.drip import DripServer, quick, slow_headers
+from tests.support.fetch_helpers import policy
+from tests.support.sites import static_site
 
 ROOT = Path(__file__).resolve().parents[1]
 UA = "newsetl-test/0.1 (+https://example.org/newsetl-tests)"
@@ -146,7 +147,7 @@ def test_a_gzip_bomb_is_a_too_large_row_without_inflating_it(tmp_path: Path) -> 
 
 def _ingest_peak(tmp_path: Path, n: int) -> float:
     """Traced peak (bytes) of ``newsetl ingest`` over ``n`` pages of ~400 KB (in this process)."""
-    from article_factory import prose
+    from tests.support.article_factory import prose
 
     folder = tmp_path / f"pages{n}"
     folder.mkdir()
@@ -303,7 +304,7 @@ def test_credentials_in_the_lake_endpoint_are_refused_and_never_echoed(tmp_path:
 
 
 def test_listed_urls_and_redirects_with_credentials_are_never_fetched(tmp_path: Path) -> None:
-    from sites import Response, Site
+    from tests.support.sites import Response, Site
 
     with Site() as site:
         target = site.url("/x").replace("http://", "http://carol:hunter2-red@")
@@ -411,7 +412,6 @@ def test_sources_file_validation_reports_every_url_problem_without_the_secret(
 def test_a_run_onto_s3_leaves_its_keys_nowhere(s3_server: Any, tmp_path: Path) -> None:
     """Every line printed or logged and every byte of every object the run wrote (WARC members
     inflated) is searched for the lake's access key and secret: none is there."""
-    from etl.devsite import DevSite
 
     key_id, secret = "AKIDKNOWNKEY1234567", "known-secret-Zq8xW2v"
     bucket = s3_server.new_bucket()
@@ -421,7 +421,7 @@ def test_a_run_onto_s3_leaves_its_keys_nowhere(s3_server: Any, tmp_path: Path) -
         "AWS_SECRET_ACCESS_KEY": secret,
         "NEWSETL_LAKE": f"s3://{bucket}/lake",
     }
-    with DevSite(ROOT / "seeds" / "site") as site:
+    with static_site(ROOT / "seeds" / "site") as site:
         src = sources_file(
             tmp_path,
             [

@@ -201,7 +201,7 @@ def test_helm_values_lake_connection_and_secrets(values: dict[str, Any]) -> None
     assert "news_http" in (INFRA / "helm" / "values.yaml").read_text(encoding="utf-8")
 
 
-# --- the settings `make cluster` runs (scripts/cluster.py SETTINGS, tests/test_cluster.py) ---
+# --- the settings `make cluster` runs (scripts/cluster.py SETTINGS, tests/airflow/test_cluster.py)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from article_factory import batches, make_article
 
 from etl import schema as schema_mod
 from etl.errors import ConfigError
@@ -23,6 +22,7 @@ from etl.schema import (
     parse_type,
     schema_version,
 )
+from tests.support.article_factory import batches, make_article
 
 REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -223,8 +223,10 @@ def test_v1_and_v2_files_read_together_by_column_name(tmp_path: Path) -> None:
     (tmp_path / "dt=2026-11-25").mkdir()
     pq.write_table(v1.cast(article_schema(1)), tmp_path / "dt=2026-11-25" / "old.parquet")
     pq.write_table(v2, tmp_path / "dt=2026-11-25" / "new.parquet")
-    rows = duckdb.sql(
+    rel = duckdb.sql(
         f"SELECT schema_version, canonical_link IS NULL, extraction IS NULL FROM read_parquet("
         f"'{tmp_path}/*/*.parquet', union_by_name = true, hive_partitioning = true) ORDER BY 1"
-    ).fetchall()
+    )
+    assert rel is not None  # a SELECT always gives a relation
+    rows = rel.fetchall()
     assert rows == [(1, True, True), (2, True, True)]

@@ -1,0 +1,1 @@
+"""The test suite (a package, so that test modules in different folders may share a name)."""

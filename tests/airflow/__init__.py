@@ -1,0 +1,1 @@
+"""The DAGs under real Airflow (subprocesses): parsing, runs, backfills, cluster."""

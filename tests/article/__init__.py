@@ -1,0 +1,1 @@
+"""Tests of etl.article: charset, metadata, extract, clean, normalize, dedupe."""

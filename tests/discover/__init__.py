@@ -1,0 +1,1 @@
+"""Tests of etl.discover: feeds, sitemaps, URL lists, WARC files."""

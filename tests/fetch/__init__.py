@@ -1,0 +1,1 @@
+"""Tests of etl.fetch: the fetcher, politeness, retries, bodies."""

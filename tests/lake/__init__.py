@@ -1,0 +1,1 @@
+"""Tests of etl.lake: local and S3 lakes, publish, tables, query, compaction, leases."""

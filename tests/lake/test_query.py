@@ -1,0 +1,194 @@
+"""``newsetl query``: lazy views over a local or S3 lake, output formats, a mixed v1+v2 lake."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from etl.cli import app
+from etl.lake.base import Lake
+from etl.lake.opener import open_lake
+from etl.lake.query import query_batches, run_query
+from etl.lake.settings import LakeSettings
+from etl.lake.store import publish_interval
+from etl.records import Interval
+from etl.schema import article_schema
+from tests.support.article_factory import batches, make_article, prose
+from tests.support.counting_proxy import CountingProxy
+from tests.support.s3_server import CREDENTIALS, REGION
+
+
+def _interval(day: int, hour: int) -> Interval:
+    start = datetime(2026, 11, day, hour, tzinfo=UTC)
+    return Interval(start, start + timedelta(hours=1))
+
+
+def _arts(day: int, n: int, words: int = 200) -> list[Any]:
+    return [
+        make_article(f"https://news.example.com/{day}/story-{i}", text=prose(day * 1000 + i, words))
+        for i in range(n)
+    ]
+
+
+def _fill(
+    lake: Lake, days: range, n: int = 30, words: int = 200, hours: tuple[int, ...] = (6, 18)
+) -> int:
+    """``hours`` intervals a day; returns the article bytes written."""
+    total = 0
+    for day in days:
+        for hour in hours:
+            arts = _arts(day * 100 + hour, n, words)
+            m = publish_interval(lake, _interval(day, hour), batches(arts, dt=f"2026-11-{day:02d}"))
+            total += sum(f.bytes for f in m.shards)
+    return total
+
+
+def _v1_file(lake: Lake, day: int, n: int) -> None:
+    """An article file written before schema v2 (no canonical_link, extraction, duplicate_of)."""
+    v1 = article_schema(1)
+    table = pa.Table.from_batches(batches(_arts(day * 100 + 1, n), dt=f"2026-11-{day:02d}"))
+    table = pa.Table.from_arrays([table.column(f.name) for f in v1], schema=v1)
+    table = table.set_column(v1.get_field_index("schema_version"), "schema_version",
+                             pa.array([1] * n, pa.int32()))  # fmt: skip
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    lake.put_bytes(
+        f"articles/dt=2026-11-{day:02d}/{_interval(day, 1).id}-000.parquet", buf.getvalue()
+    )
+
+
+def _s3(endpoint: str, bucket: str) -> LakeSettings:
+    return LakeSettings(
+        uri=f"s3://{bucket}/news",
+        endpoint_url=endpoint,
+        region=REGION,
+        access_key_id=CREDENTIALS["aws_access_key_id"],
+        secret_access_key=CREDENTIALS["aws_secret_access_key"],
+        path_style=True,
+    )
+
+
+def test_one_day_query_on_s3_reads_only_that_day(s3_server: Any) -> None:
+    """The S3 server sees GETs of the queried day's files only, and a small share of the bytes."""
+    bucket = s3_server.new_bucket()
+    lake = open_lake(_s3(s3_server.endpoint, bucket))
+    article_bytes = _fill(lake, range(1, 31), n=40, hours=(6,))  # 30 days
+    with CountingProxy(s3_server.port) as proxy:
+        settings = _s3(proxy.endpoint, bucket)
+        _cols, rows = run_query(
+            settings,
+            "SELECT count(*), sum(word_count), min(dt), max(dt) FROM articles "
+            "WHERE dt = '2026-11-04'",
+        )
+        assert rows == [(40, 40 * 200, "2026-11-04", "2026-11-04")]
+        objects = [p for p in proxy.gets() if "/articles/" in p]
+        assert objects, proxy.requests
+        assert all("/articles/dt=2026-11-04/" in p for p in objects), objects
+        one_day = proxy.bytes_down
+        assert one_day < article_bytes / 20, (one_day, article_bytes)
+
+
+def test_query_on_s3_fetches_only_the_columns_it_names(s3_server: Any) -> None:
+    """Projection pushdown: a count of ids never downloads the text (ranged reads)."""
+    bucket = s3_server.new_bucket()
+    lake = open_lake(_s3(s3_server.endpoint, bucket))
+    _fill(lake, range(1, 2), n=300, words=650, hours=(6,))
+    with CountingProxy(s3_server.port) as proxy:
+        settings = _s3(proxy.endpoint, bucket)
+        _, rows = run_query(settings, "SELECT count(DISTINCT article_id) FROM articles")
+        assert rows == [(300,)]
+        ids_only = proxy.bytes_down
+        proxy.reset()
+        _, rows = run_query(settings, "SELECT sum(length(text)) > 0 FROM articles")
+        assert rows == [(True,)]
+        assert ids_only < proxy.bytes_down / 4, (ids_only, proxy.bytes_down)
+
+
+def test_query_streams_batches_and_mixes_schema_versions(tmp_path: Path) -> None:
+    lake = open_lake(str(tmp_path / "lake"))
+    _fill(lake, range(1, 3), n=5)
+    _v1_file(lake, 3, 4)
+    sql = (
+        "SELECT dt, schema_version, count(*) AS n, count(duplicate_of) AS dups, "
+        "count(extraction) AS ex FROM articles GROUP BY ALL ORDER BY dt"
+    )
+    _, rows = run_query(str(tmp_path / "lake"), sql)
+    assert rows == [
+        ("2026-11-01", 2, 10, 0, 0),
+        ("2026-11-02", 2, 10, 0, 0),
+        ("2026-11-03", 1, 4, 0, 0),
+    ]
+    with query_batches(str(tmp_path / "lake"), "SELECT * FROM articles", batch_rows=3) as reader:
+        sizes = [b.num_rows for b in reader]
+    assert sum(sizes) == 24 and max(sizes) <= 3 and len(sizes) >= 8
+    assert "duplicate_of" in reader.schema.names
+
+
+def _run(*args: Any) -> Any:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("q") / "lake"
+    lake = open_lake(str(root))
+    arts = [make_article(f"https://news.example.com/x/{i}", seed=i) for i in range(3)]
+    arts[1] = make_article("https://news.example.com/x/1", text='He said "hi",\tthen\nleft', seed=1)
+    publish_interval(lake, _interval(5, 10), batches(arts, dt="2026-11-05"))
+    return root
+
+
+SQL = "SELECT url, text, authors, published_at FROM articles ORDER BY url"
+
+
+def test_query_formats(small_lake: Path, tmp_path: Path) -> None:
+    tsv = _run("query", "--lake", small_lake, "SELECT url FROM articles ORDER BY url")
+    assert tsv.exit_code == 0 and tsv.stdout.splitlines()[0] == "url"  # a pipe: tsv by default
+
+    csv_out = _run("query", "--lake", small_lake, "--format", "csv", SQL)
+    import csv
+
+    rows = list(csv.reader(io.StringIO(csv_out.stdout)))
+    assert rows[0] == ["url", "text", "authors", "published_at"] and len(rows) == 4
+    assert rows[2][1] == 'He said "hi",\tthen\nleft'
+    assert json.loads(rows[1][2]) == ["Ada Lovelace", "Charles Babbage"]
+
+    js = _run("query", "--lake", small_lake, "-f", "json", SQL)
+    lines = [json.loads(line) for line in js.stdout.splitlines()]
+    assert [r["url"] for r in lines] == [f"https://news.example.com/x/{i}" for i in range(3)]
+    assert lines[1]["authors"] == ["Ada Lovelace", "Charles Babbage"]
+
+    table = _run("query", "--lake", small_lake, "--format", "table", SQL)
+    out = table.stdout.splitlines()
+    assert out[0].split() == ["url", "text", "authors", "published_at"]
+    assert out[-1] == "(3 rows)" and len(out) == 6 and all("\t" not in line for line in out)
+
+    target = tmp_path / "out.parquet"
+    pq_out = _run("query", "--lake", small_lake, "-f", "parquet", "-o", target, SQL)
+    assert pq_out.exit_code == 0, pq_out.stderr
+    assert "3 rows" in pq_out.stderr
+    back = pq.read_table(target)
+    assert back.column_names == ["url", "text", "authors", "published_at"] and back.num_rows == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]  # no partial file left
+
+    jfile = tmp_path / "r.jsonl"
+    assert _run("query", "--lake", small_lake, "-f", "json", "-o", jfile, SQL).exit_code == 0
+    assert len(jfile.read_text().splitlines()) == 3
+
+
+def test_query_bad_format_and_bad_sql(small_lake: Path, tmp_path: Path) -> None:
+    bad = _run("query", "--lake", small_lake, "--format", "xml", "SELECT 1")
+    assert bad.exit_code == 2 and "expected one of" in bad.stderr
+    target = tmp_path / "keep.csv"
+    target.write_text("old")
+    failed = _run("query", "--lake", small_lake, "-f", "csv", "-o", target, "SELECT nope FROM x")
+    assert failed.exit_code == 2 and "query failed" in failed.stderr
+    assert target.read_text() == "old"  # a failed query never replaces the file

@@ -1,0 +1,1 @@
+"""Tests of etl.runner: the steps of an interval and their edges."""
