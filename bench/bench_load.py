@@ -93,7 +93,7 @@ def bench_rss(pages: int, ratio: float) -> bool:
             )
     got = peaks[pages] / peaks[small]
     ok = got <= ratio
-    print(f"RSS {pages} / {small} pages : {got:.3f} (target <= {ratio}) {'OK' if ok else 'FAIL'}")
+    print(f"RSS {pages} / {small} pages : {got:.3f} (target <= {ratio}) {'PASS' if ok else 'MISS'}")
     return ok
 
 
@@ -185,7 +185,7 @@ def bench_soak(hours: int, per_hour: int) -> bool:
         f"{secs:.1f} s ({secs / hours:.2f} s/interval)"
     )
     ok = ok and once and asked_once and refetched == 0
-    print(f"soak: each article exactly once, none fetched again: {'OK' if ok else 'FAIL'}")
+    print(f"soak: each article exactly once, none fetched again: {'PASS' if ok else 'MISS'}")
     return ok
 
 

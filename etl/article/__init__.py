@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from etl.article.cleaning import clean as clean
     from etl.article.cleaning import load_rules as load_rules
     from etl.article.deduplication import DedupeStats as DedupeStats
+    from etl.article.deduplication import compact_key as compact_key
     from etl.article.deduplication import dedupe as dedupe
     from etl.article.evalcorpus import classified as classified
     from etl.article.evalcorpus import pages_of as pages_of
@@ -36,7 +37,7 @@ __all__, __getattr__, __dir__ = surface(
     __name__,
     {
         "cleaning": ("clean", "load_rules"),
-        "deduplication": ("DedupeStats", "dedupe"),
+        "deduplication": ("DedupeStats", "compact_key", "dedupe"),
         "evalcorpus": ("classified", "pages_of", "score_corpus"),
         "evaluation": ("corpus_pages", "evaluate", "load_truth"),
         "extraction": ("extract",),

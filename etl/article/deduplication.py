@@ -27,6 +27,8 @@ The dropped counts (and, for near-duplicates, which id each one matched) are in
 from __future__ import annotations
 
 import logging
+import re
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, cast
@@ -40,6 +42,18 @@ log = logging.getLogger("etl.article.deduplication")
 _BLOCKS = 4
 _BLOCK_BITS = 64 // _BLOCKS
 _BLOCK_MASK = (1 << _BLOCK_BITS) - 1
+_MASK64 = (1 << 64) - 1
+_HEX = re.compile(r"(?:[0-9a-f]{2})+")
+
+
+def compact_key(value: str) -> bytes | str:
+    """A hex digest (content hash, article id) as a run remembers it: its bytes (a SHA-256
+    content hash held in 65 bytes instead of 113, an article id in 49 instead of 81); any
+    other value as it is. Lowercase hex maps one to one onto bytes, and bytes never equal a
+    str, so two values share a key exactly when they are equal."""
+    if _HEX.fullmatch(value):
+        return bytes.fromhex(value)
+    return value
 
 
 @dataclass
@@ -73,28 +87,53 @@ class DedupeStats:
 
 
 class _NearIndex:
-    """Simhashes emitted so far, indexed by their four 16-bit blocks."""
+    """Simhashes emitted so far, indexed by their four 16-bit blocks.
+
+    Compact (memory grows with the rows of a run): each row is a slot in flat arrays (its
+    simhash, its id, and per block the next row with the same block value), so a row costs
+    about 50 bytes here plus its id string (shared with the id set); the per-block head and
+    tail tables are fixed (4 x 2 x 512 KiB). Rows sharing a block value are walked oldest
+    first, block 0 to 3: the first match is the same as a list per bucket would give.
+    """
 
     def __init__(self, distance: int) -> None:
         if not 0 <= distance < _BLOCKS:
             raise ValueError(f"near_distance must be 0..{_BLOCKS - 1}, got {distance}")
         self.distance = distance
-        self.blocks: list[dict[int, list[tuple[int, str]]]] = [{} for _ in range(_BLOCKS)]
+        self.sims = array("Q")  # simhash of each row (as unsigned 64 bits)
+        self.ids: list[str] = []  # article id of each row
+        size = 1 << _BLOCK_BITS
+        self.heads = [array("q", [-1]) * size for _ in range(_BLOCKS)]  # first row per value
+        self.tails = [array("q", [-1]) * size for _ in range(_BLOCKS)]  # last row per value
+        self.next = [array("q") for _ in range(_BLOCKS)]  # next row with the same value
 
     @staticmethod
     def _keys(h: int) -> list[int]:
         return [(h >> (i * _BLOCK_BITS)) & _BLOCK_MASK for i in range(_BLOCKS)]
 
     def match(self, h: int) -> str | None:
-        for bucket, key in zip(self.blocks, self._keys(h), strict=True):
-            for other, other_id in bucket.get(key, ()):
-                if hamming(h, other) <= self.distance:
-                    return other_id
+        sims = self.sims
+        for heads, nxt, key in zip(self.heads, self.next, self._keys(h), strict=True):
+            row = heads[key]
+            while row >= 0:
+                if hamming(h, sims[row]) <= self.distance:
+                    return self.ids[row]
+                row = nxt[row]
         return None
 
     def add(self, h: int, aid: str) -> None:
-        for bucket, key in zip(self.blocks, self._keys(h), strict=True):
-            bucket.setdefault(key, []).append((h, aid))
+        row = len(self.ids)
+        self.sims.append(h & _MASK64)
+        self.ids.append(aid)
+        for heads, tails, nxt, key in zip(
+            self.heads, self.tails, self.next, self._keys(h), strict=True
+        ):
+            nxt.append(-1)
+            if heads[key] < 0:
+                heads[key] = row
+            else:
+                nxt[tails[key]] = row
+            tails[key] = row
 
 
 class DedupeRun(Iterator[pa.RecordBatch]):
@@ -112,15 +151,16 @@ class DedupeRun(Iterator[pa.RecordBatch]):
         self._links: dict[int, str] = {}  # row in the current batch -> article_id it copies
         self._seen = seen
         self._ids: set[str] = set()
-        self._hashes: set[str] = set()
+        self._hashes: set[bytes | str] = set()
         self._near = None if near_distance is None else _NearIndex(near_distance)
         self._gen = self._run(iter(batches))
 
     def __next__(self) -> pa.RecordBatch:
         return next(self._gen)
 
-    def _keep(self, i: int, aid: str, chash: str, sim: int) -> bool:
+    def _keep(self, i: int, aid: str, chash_hex: str, sim: int) -> bool:
         s = self.stats
+        chash = compact_key(chash_hex)
         if aid in self._seen:
             s.seen += 1
         elif aid in self._ids:

@@ -58,7 +58,10 @@ def write_index(shard_files: Sequence[Path], target: Path) -> int:
         rows = 0
         for path in shard_files:
             pf = pq.ParquetFile(path)
-            for batch in pf.iter_batches(columns=list(INDEX_COLUMNS), use_threads=False):
+            batches = pf.iter_batches(
+                batch_size=2000, columns=list(INDEX_COLUMNS), use_threads=False
+            )
+            for batch in batches:
                 writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
                 rows += batch.num_rows
     return rows
