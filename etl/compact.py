@@ -62,7 +62,7 @@ ROW_GROUP_BYTES = 128 * 1024 * 1024  # uncompressed Arrow bytes per row group
 # The prose columns of compacted files are LZ4 (the rest zstd, as in hourly files): zstd
 # decompression was ~60 % of the CPU of a full-day scan; LZ4 decodes the same text in about a
 # third of the time, for ~1.65x the bytes of those columns (bench/bench_lake.py: compacted day).
-FAST_CODEC = "lz4"
+FAST_CODEC = "lz4_raw"  # Parquet LZ4_RAW (pyarrow reports it as "LZ4"), not Hadoop LZ4
 FAST_COLUMNS = frozenset({"text", "description", "title"})
 FILE_ROWS = 2_000_000
 NEAR_DISTANCE = 3
