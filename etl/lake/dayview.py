@@ -66,11 +66,18 @@ def visible_in_day(keys: list[str], pointer: dict[str, Any] | None) -> list[str]
     return sorted(seen)
 
 
-def visible_article_keys(lake: Lake, dt: str | None = None) -> list[str]:
-    """Article file keys readers see, in one ``dt`` partition or the whole lake."""
+def visible_article_keys(
+    lake: Lake, dt: str | None = None, *, listed: list[str] | None = None
+) -> list[str]:
+    """Article file keys readers see, in one ``dt`` partition or the whole lake.
+
+    ``listed``: the keys under ``articles/dt=D/`` (or ``articles/``) if the caller listed them
+    already (with sizes, say); otherwise they are listed here.
+    """
     if dt is not None:
-        return visible_in_day(lake.list(articles_prefix(dt)), read_pointer(lake, dt))
-    keys = lake.list("articles/")
+        keys = lake.list(articles_prefix(dt)) if listed is None else listed
+        return visible_in_day(keys, read_pointer(lake, dt))
+    keys = lake.list("articles/") if listed is None else listed
     days = {m.group(1) for k in lake.list("_compact/") if (m := POINTER_KEY.match(k))}
     by_day: dict[str, list[str]] = {}
     for key in keys:

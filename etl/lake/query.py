@@ -16,16 +16,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from etl.errors import StoreError
-from etl.lake.arrowfs import arrow_filesystem, parquet_dataset
+from etl.lake.arrowfs import ArrowLake, arrow_filesystem, list_sizes, parquet_dataset
 from etl.lake.base import Lake
 from etl.lake.dayview import visible_article_keys
 from etl.lake.opener import open_lake
+from etl.lake.query_plan import QueryPlan, plan
 from etl.lake.settings import LakeSettings
 from etl.lake.store import read_table
 from etl.schema import article_schema, fetch_log_schema
@@ -37,36 +40,79 @@ BATCH_ROWS = 4096
 MEMORY_LIMIT = "512MB"  # DuckDB's working memory; larger sorts and joins spill to temp files
 
 
-def _visible(lake: Lake, name: str) -> list[str]:
-    """The Parquet files readers see under ``name/``: no temp (``.``) or hidden (``_``) files;
-    for articles, a compacted day's compacted files instead of its hourly ones."""
+@lru_cache(maxsize=4)
+def _open(settings: LakeSettings) -> Lake:
+    """The lake of ``settings``, opened once per process: a new S3 client (and its connections)
+    for each query cost a one-day query on S3 about as much as reading the day."""
+    return open_lake(settings)
+
+
+def _visible(
+    lake: Lake, alake: ArrowLake | None, name: str, days: tuple[str, ...] | None = None
+) -> tuple[list[str], dict[str, int]]:
+    """The Parquet files readers see under ``name/`` and the sizes the listing gave (S3).
+
+    No temp (``.``) or hidden (``_``) files; for articles, a compacted day's compacted files
+    instead of its hourly ones, and only the ``days`` partitions when they are known (the
+    other days are not even listed).
+    """
+    sized = alake is not None and isinstance(alake.fs, pafs.S3FileSystem)
+
+    def listing(prefix: str) -> tuple[list[str], dict[str, int]]:
+        if alake is not None and sized:  # one listing that also gives each object's size
+            sizes = list_sizes(alake, prefix)
+            return sorted(sizes), sizes
+        return lake.list(prefix), {}
+
+    if name == "articles" and days is not None:
+        files: list[str] = []
+        sizes: dict[str, int] = {}
+        for day in sorted(set(days)):
+            if "/" not in day:
+                keys, day_sizes = listing(f"articles/dt={day}/")
+                files += visible_article_keys(lake, day, listed=keys)
+                sizes.update(day_sizes)
+        return files, sizes
+    keys, sizes = listing(f"{name}/")
     if name == "articles":
-        return visible_article_keys(lake)
+        return visible_article_keys(lake, listed=keys), sizes
     return [
-        k
-        for k in lake.list(f"{name}/")
-        if k.endswith(".parquet") and k.rsplit("/", 1)[-1][0] not in "._"
-    ]
+        k for k in keys if k.endswith(".parquet") and k.rsplit("/", 1)[-1][0] not in "._"
+    ], sizes
 
 
-def connect(lake_uri: str | LakeSettings) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with lazy ``articles`` and ``fetch_log`` views over the lake."""
-    settings = lake_uri if isinstance(lake_uri, LakeSettings) else None
-    lake = open_lake(lake_uri)
-    alake = arrow_filesystem(lake, settings)
+def connect(lake_uri: str | LakeSettings, for_sql: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with lazy ``articles`` and ``fetch_log`` views over the lake.
+
+    With ``for_sql``, only what that statement can read is listed (:func:`etl.query_plan.plan`):
+    the views it names, and of ``articles`` only the ``dt`` partitions its filter keeps.
+    """
     # No insertion order to keep for a query without ORDER BY: batches stream as they are read
     # instead of waiting in memory for their turn.
     con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
-    for name, schema in (("articles", article_schema()), ("fetch_log", fetch_log_schema())):
-        files = _visible(lake, name)
-        if not files:
-            con.register(f"_{name}_src", pa.Table.from_batches([], schema=schema))
-        elif alake is not None:
-            con.register(f"_{name}_src", parquet_dataset(alake, files, schema, name))
-        else:  # a lake pyarrow cannot reach: whole objects through the store
-            tables = [read_table(lake, k, schema=schema) for k in files]
-            con.register(f"_{name}_src", pa.concat_tables(tables))
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_src")
+    try:
+        scope = plan(for_sql, con) if for_sql is not None else QueryPlan(None, None)
+        settings = lake_uri if isinstance(lake_uri, LakeSettings) else None
+        lake = _open(settings) if settings is not None else open_lake(lake_uri)
+        alake = arrow_filesystem(lake, settings)
+        for name, schema in (("articles", article_schema()), ("fetch_log", fetch_log_schema())):
+            files: list[str] = []
+            sizes: dict[str, int] = {}
+            if scope.views is None or name in scope.views:  # else: not named, nothing to list
+                files, sizes = _visible(
+                    lake, alake, name, scope.days if name == "articles" else None
+                )
+            if not files:
+                con.register(f"_{name}_src", pa.Table.from_batches([], schema=schema))
+            elif alake is not None:
+                con.register(f"_{name}_src", parquet_dataset(alake, files, schema, name, sizes))
+            else:  # a lake pyarrow cannot reach: whole objects through the store
+                tables = [read_table(lake, k, schema=schema) for k in files]
+                con.register(f"_{name}_src", pa.concat_tables(tables))
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_src")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -83,7 +129,7 @@ def query_batches(
 
     Errors name the lake: bad SQL when the statement runs, read errors while batches are read.
     """
-    con = connect(lake_uri)
+    con = connect(lake_uri, sql)
     try:
         try:
             rel = con.sql(sql)  # a relation streams; a DB-API cursor would copy the rows
@@ -120,7 +166,7 @@ def run_query(
     times. (:func:`query_batches` cannot: it may have handed rows out already; it raises.)
     """
     for attempt in range(1, attempts + 1):
-        con = connect(lake_uri)
+        con = connect(lake_uri, sql)
         try:
             cur = con.execute(sql)
             columns = [d[0] for d in cur.description or []]

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.loaders
+import botocore.session
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -107,16 +109,25 @@ def transfer_config(settings: LakeSettings) -> TransferConfig:
     )
 
 
+# botocore's parsed service models (JSON), shared by every client this process makes: parsing
+# them again for each new session took ~0.3 s of each S3 lake opened (a query, a publish).
+_LOADER: Final = botocore.loaders.create_loader()
+
+
 def make_client(settings: LakeSettings) -> S3Client:
     """An S3 client for ``settings``; ``None`` fields are left to boto3's default chain."""
     try:
+        core = botocore.session.Session()
         session = boto3.session.Session(
+            botocore_session=core,
             aws_access_key_id=settings.access_key_id,
             aws_secret_access_key=settings.secret_access_key,
             aws_session_token=settings.session_token,
             region_name=settings.region,
             profile_name=settings.profile,
         )
+        if core.get_config_variable("data_path") is None:  # no custom model path: share
+            core.register_component("data_loader", _LOADER)
         return session.client(
             "s3", endpoint_url=settings.endpoint_url, config=client_config(settings)
         )

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -76,8 +77,20 @@ def _s3(endpoint: str, bucket: str) -> LakeSettings:
     )
 
 
+def _listed_prefixes(proxy: CountingProxy) -> list[str]:
+    """The ``prefix`` of every LIST request the S3 server got."""
+    out = []
+    for method, path in proxy.requests:
+        query = parse_qs(urlsplit(path).query)
+        if method == "GET" and "list-type" in query:
+            out.append(query.get("prefix", [""])[0])
+    return out
+
+
 def test_one_day_query_on_s3_reads_only_that_day(s3_server: Any) -> None:
-    """The S3 server sees GETs of the queried day's files only, and a small share of the bytes."""
+    """The S3 server sees requests about the queried day only: one listing of its prefix (not
+    of the whole lake), its compaction pointer, and GETs of its files (no HEAD per file); and
+    a small share of the bytes."""
     bucket = s3_server.new_bucket()
     lake = open_lake(_s3(s3_server.endpoint, bucket))
     article_bytes = _fill(lake, range(1, 31), n=40, hours=(6,))  # 30 days
@@ -92,8 +105,26 @@ def test_one_day_query_on_s3_reads_only_that_day(s3_server: Any) -> None:
         objects = [p for p in proxy.gets() if "/articles/" in p]
         assert objects, proxy.requests
         assert all("/articles/dt=2026-11-04/" in p for p in objects), objects
+        assert _listed_prefixes(proxy) == ["news/articles/dt=2026-11-04/"], proxy.requests
+        others = [p for p in proxy.gets() if "/articles/" not in p and p != f"/{bucket}"]
+        assert others == [f"/{bucket}/news/_compact/dt=2026-11-04.json"], proxy.requests
+        assert not [r for r in proxy.requests if r[0] != "GET"], proxy.requests  # no HEAD
         one_day = proxy.bytes_down
         assert one_day < article_bytes / 20, (one_day, article_bytes)
+        # A range lists its days only; a query of the fetch_log lists no article file at all.
+        proxy.reset()
+        _cols, rows = run_query(
+            settings,
+            "SELECT count(*) FROM articles a WHERE a.dt BETWEEN '2026-11-09' AND '2026-11-10'",
+        )
+        assert rows == [(80,)]
+        assert _listed_prefixes(proxy) == [
+            "news/articles/dt=2026-11-09/",
+            "news/articles/dt=2026-11-10/",
+        ]
+        proxy.reset()
+        run_query(settings, "SELECT count(*) FROM fetch_log")
+        assert not [p for p in _listed_prefixes(proxy) if "articles" in p], proxy.requests
 
 
 def test_query_on_s3_fetches_only_the_columns_it_names(s3_server: Any) -> None:

@@ -31,6 +31,7 @@ from etl.runner.interval import fetch_step, raise_if_incomplete, run_interval
 from etl.runner.process import process_step
 from etl.runner.publish import publish_step, validate_step
 from etl.runner.rawzone import read_index
+from etl.runner.results import Validated
 from etl.runner.run import Run
 from tests.support.lake_helpers import RecordingLake
 from tests.support.runner_helpers import (
@@ -505,7 +506,7 @@ def test_quality_gate_refuses_an_interval_with_too_many_short_articles(
     words = sorted(r["word_count"] for r in articles(run))
     assert len(words) == 3 and words[0] < words[1] < words[2]
 
-    def gate(**quality: Any) -> Callable[[], dict[str, Any]]:
+    def gate(**quality: Any) -> Callable[[], Validated]:
         settings = replace(run.settings, quality=replace(QualitySettings(), **quality))
         return lambda: validate_step(replace(run, settings=settings))
 

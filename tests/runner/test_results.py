@@ -11,7 +11,6 @@ from typing import Any, get_args
 import pydantic
 import pytest
 import yaml
-from sites import Response, Site
 
 from etl.config import FetchOptions, Settings, load_sources
 from etl.errors import ERROR_KINDS, TRANSIENT_KINDS
@@ -29,8 +28,9 @@ from etl.runner import (
     discover_step,
     run_interval,
 )
+from tests.support.sites import Response, Site
 
-ETL = Path(__file__).resolve().parents[1] / "etl"
+ETL = Path(__file__).resolve().parents[2] / "etl"
 HOUR = Interval(datetime(2022, 5, 14, 9, tzinfo=UTC), datetime(2022, 5, 14, 10, tzinfo=UTC))
 WHEN = "Sat, 14 May 2022 09:30:00 +0000"
 BODY = "".join(
@@ -119,7 +119,11 @@ def kinds_in_source() -> set[str]:
                 values = [node.value]
                 if isinstance(node.value, ast.IfExp):
                     values = [node.value.body, node.value.orelse]
-                found |= {v.value for v in values if isinstance(v, ast.Constant) and v.value}
+                found |= {
+                    v.value
+                    for v in values
+                    if isinstance(v, ast.Constant) and isinstance(v.value, str) and v.value
+                }
     return found
 
 
