@@ -236,7 +236,10 @@ def main() -> int:
         try:
             t1 = time.monotonic()
             cluster.start_cluster()
-            print(f"Cluster ready in {time.monotonic() - t1:.0f} s: 1 worker, concurrency 1")
+            print(
+                f"Cluster ready in {time.monotonic() - t1:.0f} s: 1 worker, concurrency 1 (home"
+                f" {cluster.home}; if this process is SIGKILLed: scripts/cluster.py down --home it)"
+            )
             return measure(cluster, args, sources, orch_sources)
         finally:
             left = cluster.stop()

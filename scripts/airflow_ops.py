@@ -149,12 +149,20 @@ def down(home: Path) -> int:
 
 def running_cluster(home: Path) -> AirflowStack | None:
     """The ``make cluster`` stack of ``home`` when it is running (every recorded process alive),
-    attached from its state file with the cluster's environment (Celery, its S3 lake)."""
+    attached from its state file with the cluster's environment (Celery, its S3 lake); None
+    when none was started there (or it was stopped). A cluster partly down is an error: a
+    backfill must not go quietly to another stack."""
     from cluster import Cluster
 
     stack = Cluster.attach(home)
-    if stack is None or not stack.pids or not all(stack.running().values()):
+    if stack is None or not stack.pids:
         return None
+    dead = [name for name, up in stack.running().items() if not up]
+    if dead:
+        raise RuntimeError(
+            f"the cluster in {shown(str(home))}/ is partly down ({', '.join(dead)} not running):"
+            " make cluster-down, then make cluster; or STACK=airflow"
+        )
     return stack
 
 
