@@ -21,7 +21,8 @@ help:
 	@echo "make airflow            - scheduler + UI on PostgreSQL (127.0.0.1:$(PORT)) with the demo site"
 	@echo "             (127.0.0.1:$(SITE_PORT)); detaches (FG=1: stays, Ctrl-C stops); login printed"
 	@echo "make backfill FROM=T TO=T - backfill news_ingest over those hours (REPROCESS=completed"
-	@echo "             to redo done ones), a line per interval, then the manifests and a query"
+	@echo "             to redo done ones), a line per interval, then the manifests and a query;"
+	@echo "             on the make cluster stack when it runs (STACK=airflow|cluster to choose)"
 	@echo "make airflow-down       - stop everything make airflow started, by PID"
 	@echo "make cluster           - CeleryExecutor Airflow: PostgreSQL, Valkey broker, S3 server (lake),"
 	@echo "             api-server (127.0.0.1:$(PORT)), scheduler, dag-processor, 2 Celery workers"
@@ -49,7 +50,8 @@ airflow-down: setup
 
 backfill: setup
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2022-05-14T09:00 TO=2022-05-14T11:00 [REPROCESS=completed]"; exit 2; }
-	@$(OPS) backfill $(OPS_ARGS) --from $(FROM) --to $(TO) $(if $(REPROCESS),--reprocess $(REPROCESS))
+	@$(OPS) backfill $(OPS_ARGS) --from $(FROM) --to $(TO) $(if $(REPROCESS),--reprocess $(REPROCESS)) \
+		--cluster-home $(CLUSTER_HOME) $(if $(STACK),--stack $(STACK))
 
 CLUSTER_HOME ?= cluster_home
 
@@ -68,7 +70,7 @@ test: check
 	$(RUN) pytest -q -n 2 --dist loadfile
 
 bench: setup
-	@status=0; for b in bench_quality bench_extract bench_fetch bench_warc_memory bench_upload bench_airflow bench_lake bench_load; do \
+	@status=0; for b in bench_quality bench_extract bench_fetch bench_warc_memory bench_upload bench_airflow bench_lake bench_load bench_cluster; do \
 		echo "== bench/$$b.py"; $(RUN) python bench/$$b.py || status=1; done; exit $$status
 
 clean:

@@ -5,6 +5,7 @@ PostgreSQL (scripts/airflow_stack.py), with the demo site, in one command each.
                       [--foreground]
     airflow_ops.py down [--home airflow_home]
     airflow_ops.py backfill --from 2022-05-14T09:00 --to 2022-05-14T11:00 [--reprocess completed]
+                           [--stack auto|airflow|cluster] [--cluster-home cluster_home]
 
 ``up`` serves ``seeds/site`` on 127.0.0.1:<site-port> (its own process), writes
 ``<home>/sources.airflow.yaml`` for that port, starts the stack (PostgreSQL, api-server,
@@ -13,7 +14,11 @@ an S3 lake), unpauses ``news_ingest``, prints the UI's address and login and whe
 and returns: the stack keeps running (``down`` stops it). With ``--foreground`` it stays and
 Ctrl-C stops everything. ``backfill`` starts the stack when it is not running, creates the
 backfill, prints a line per interval as each run ends, then the intervals' manifests and a
-sample query; exit status 1 when any run failed (naming the task and its error).
+sample query; exit status 1 when any run failed (naming the task and its error). ``backfill``
+runs on the ``make cluster`` stack (scripts/cluster.py: CeleryExecutor, its S3 lake) instead
+when one is running in ``--cluster-home`` (its state file, every process alive): ``--stack
+auto`` (the default) takes the cluster when it runs, else ``make airflow``'s stack (started if
+need be); ``--stack cluster`` refuses to start anything, ``--stack airflow`` ignores the cluster.
 """
 
 from __future__ import annotations
@@ -26,14 +31,18 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_local import DAG_ID, ROOT, bin_path
 from airflow_stack import AirflowStack
 from demo import DUMMY_AWS, SITE, TEMPLATE, lake_uri, say, shown
 from pg_local import port_taken
 
+if TYPE_CHECKING:
+    from cluster import Cluster
+
 HOME = ROOT / "airflow_home"
+CLUSTER_HOME = ROOT / "cluster_home"
 TERMINAL = ("success", "failed")
 
 
@@ -139,6 +148,43 @@ def down(home: Path) -> int:
 
 
 # -- backfill ----------------------------------------------------------------------------------
+
+
+def running_cluster(home: Path) -> Cluster | None:
+    """The ``make cluster`` stack of ``home`` when it is running (every recorded process alive),
+    attached from its state file with the cluster's environment (Celery, its S3 lake); None
+    when none was started there (or it was stopped). A cluster partly down is an error: a
+    backfill must not go quietly to another stack."""
+    from cluster import Cluster
+
+    stack = Cluster.attach(home)
+    if stack is None or not stack.pids:
+        return None
+    assert isinstance(stack, Cluster)  # attach() builds the class it is called on
+    dead = [name for name, up in stack.running().items() if not up]
+    if dead:
+        raise RuntimeError(
+            f"the cluster in {shown(str(home))}/ is partly down ({', '.join(dead)} not running):"
+            " make cluster-down, then make cluster; or STACK=airflow"
+        )
+    return stack
+
+
+def backfill_stack(args: argparse.Namespace, home: Path) -> AirflowStack:
+    """The stack a backfill runs on: the running cluster, else ``make airflow``'s."""
+    cluster_home: Path = args.cluster_home.resolve()
+    if args.stack != "airflow":
+        cluster = running_cluster(cluster_home)
+        if cluster is not None:
+            lake = cluster.extra_env.get("NEWSETL_LAKE")
+            say(f"Cluster    the running make cluster stack in {shown(str(cluster_home))}/")
+            say(f"           (CeleryExecutor, workers {', '.join(cluster.workers())}; lake {lake})")
+            return cluster
+        if args.stack == "cluster":
+            raise RuntimeError(
+                f"no cluster is running in {shown(str(cluster_home))}/ (make cluster starts it)"
+            )
+    return up(home, lake_uri(args.lake), args.port, args.site_port, quiet=True)
 
 
 def when(value: str) -> datetime:
@@ -318,6 +364,15 @@ def main(argv: list[str] | None = None) -> int:
     parsers["backfill"].add_argument(
         "--reprocess", choices=("none", "completed", "failed"), help="runs that exist already"
     )
+    parsers["backfill"].add_argument(
+        "--stack",
+        choices=("auto", "airflow", "cluster"),
+        default="auto",
+        help="auto: the running make cluster stack, else make airflow's (%(default)s)",
+    )
+    parsers["backfill"].add_argument(
+        "--cluster-home", type=Path, default=CLUSTER_HOME, help="make cluster's home"
+    )
     args = ap.parse_args(argv)
     home: Path = args.home.resolve()
     if args.command == "down":
@@ -325,10 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "backfill":
             start, end = when(args.start), when(args.end)
-        quiet = args.command == "backfill"
-        stack = up(home, lake_uri(args.lake), args.port, args.site_port, quiet=quiet)
-        if args.command == "backfill":
-            return backfill(stack, start, end, args.reprocess)
+            return backfill(backfill_stack(args, home), start, end, args.reprocess)
+        stack = up(home, lake_uri(args.lake), args.port, args.site_port)
     except (RuntimeError, ValueError) as exc:
         say(f"error: {exc}")
         return 1

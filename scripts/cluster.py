@@ -99,7 +99,7 @@ class Cluster(AirflowStack):
                 SETTINGS["executor_var"]: SETTINGS["executor"],
                 SETTINGS["broker_var"]: f"redis://127.0.0.1:{redis}/0",
                 SETTINGS["result_backend_var"]: "db+" + self.pg.uri("airflow", driver="psycopg2"),
-                SETTINGS["worker_concurrency_var"]: str(SETTINGS["worker_concurrency"]),
+                SETTINGS["worker_concurrency_var"]: str(self.worker_concurrency),
                 "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
                 SETTINGS["connection_var"]: json.dumps(lake_connection(s3)),
                 # the S3 server for anything outside the connection; never AWS itself
@@ -115,8 +115,16 @@ class Cluster(AirflowStack):
     def s3(self) -> str:
         return str(self.meta["s3"])
 
+    @property
+    def worker_concurrency(self) -> int:
+        """Task slots per worker: SETTINGS, unless ``meta["worker_concurrency"]`` says otherwise
+        (bench/bench_cluster.py runs one slot per worker)."""
+        return int(self.meta.get("worker_concurrency") or SETTINGS["worker_concurrency"])
+
     def workers(self) -> list[str]:
-        return [f"worker-{i}" for i in range(1, int(SETTINGS["workers"]) + 1)]
+        """The workers' names: SETTINGS["workers"] of them, or ``meta["workers"]``."""
+        count = int(self.meta.get("workers") or SETTINGS["workers"])
+        return [f"worker-{i}" for i in range(1, count + 1)]
 
     def start_cluster(self, *, before: Mapping[str, list[str]] | None = None) -> None:
         """Broker and S3 server, the stack, the lake's bucket, then the workers; returns when
@@ -173,7 +181,7 @@ class Cluster(AirflowStack):
     def add_worker(self, name: str) -> int:
         """One ``airflow celery worker``, named ``name`` for Celery and for its tasks."""
         cmd = [bin_path("airflow"), "celery", "worker", "--celery-hostname"]
-        cmd += [f"{name}@127.0.0.1", "--concurrency", str(SETTINGS["worker_concurrency"])]
+        cmd += [f"{name}@127.0.0.1", "--concurrency", str(self.worker_concurrency)]
         cmd += ["--skip-serve-logs"]  # task logs are files in the shared logs folder
         env = {
             WORKER_VAR: name,

@@ -39,6 +39,7 @@ class Walkthrough:
             f"LAKE={self.lake}",
             f"PORT={free_port()}",
             f"SITE_PORT={free_port()}",
+            f"CLUSTER_HOME={tmp / 'cluster_home'}",  # never a developer's running make cluster
         ]
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "NEWSETL"))}
 

@@ -1,11 +1,13 @@
 """The distributed Airflow of ``make cluster``, run for real: CeleryExecutor on PostgreSQL, a
 Valkey broker, two Celery workers and the moto S3 server as the lake (scripts/cluster.py).
 
-One cluster starts for the module. ``airflow backfill create`` runs over six hours of a local news
-site (tests/support/backfill_site.py's stories on 2024-03-05 10:xx-12:xx, and a follow-up of each
-three hours later: two articles an hour); the task instances' ``hostname`` (each worker names
-itself, scripts/worker_name.py) must show both workers, and the lake must equal the one that one
-``newsetl run`` per hour writes into a fresh lake: the same ``article_id`` set, the same counts.
+One cluster starts for the module. ``make backfill`` (attached to the running cluster through
+its state file, not starting ``make airflow``'s stack) runs ``airflow backfill create`` over six
+hours of a local news site (tests/support/backfill_site.py's stories on 2024-03-05
+10:xx-12:xx, and a follow-up of each three hours later: two articles an hour); the task
+instances' ``hostname`` (each worker names itself, scripts/worker_name.py) must show both
+workers, and the lake must equal the one that one ``newsetl run`` per hour writes into a fresh
+lake: the same ``article_id`` set, the same counts.
 Then one hour is reprocessed and the worker running one of its tasks is SIGKILLed with its whole
 session: the task is retried on the other worker and the lake is still exact.
 
@@ -105,18 +107,29 @@ def cluster(
 
 
 @pytest.fixture(scope="module")
-def backfill(cluster: Any) -> list[tuple[Any, ...]]:
-    """``airflow backfill create`` over the six hours (make backfill's code); its runs."""
-    import airflow_ops
+def backfill(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Any, ...]]:
+    """``make backfill`` over the six hours, attached to the running cluster (its state file)
+    rather than starting ``make airflow``'s stack in AF_HOME; its runs."""
+    from airflow_local import ROOT
+    from pg_local import free_port
 
-    rc = airflow_ops.backfill(cluster, at(HOURS[0], 0), at(HOURS[-1], 0), None)
+    af_home = tmp_path_factory.mktemp("unused") / "airflow_home"
+    cmd = ["make", "--no-print-directory", "backfill", f"FROM={at(HOURS[0], 0):%Y-%m-%dT%H:%M}"]
+    cmd += [f"TO={at(HOURS[-1], 0):%Y-%m-%dT%H:%M}", f"AF_HOME={af_home}"]
+    cmd += [f"CLUSTER_HOME={cluster.home}", f"PORT={free_port()}", f"SITE_PORT={free_port()}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "NEWSETL"))}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    out = proc.stdout + proc.stderr
     (backfill_id,) = cluster.query("SELECT max(id) FROM backfill")[0]
     runs: list[tuple[Any, ...]] = cluster.query(
         "SELECT run_id, state, data_interval_start FROM dag_run WHERE backfill_id = %s"
         " ORDER BY data_interval_start",
         backfill_id,
     )
-    assert rc == 0, f"backfill failed: {runs}; logs in {cluster.logs}"
+    assert proc.returncode == 0, f"backfill failed: {runs}; logs in {cluster.logs}\n{out}"
+    assert "the running make cluster stack" in out, out
+    assert not (af_home / ".newsetl-stack.json").exists(), "make backfill started its own stack"
+    assert out.count("success  backfill__") == len(HOURS), out
     return runs
 
 
