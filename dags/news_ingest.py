@@ -5,10 +5,11 @@ Each run owns one real hour, `[data_interval_start, data_interval_end)` (a
 `CronDataIntervalTimetable`, not Airflow 3's zero-length default), and writes that interval of
 the lake exactly once, however often it is retried, rerun or backfilled.
 
-`plan` (read and validate the sources) → `discover` (mapped per source) → `fetch` (mapped per
-source, in the `news_http` pool) → `process` (mapped: extract, clean, normalize to staging
-Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gate; emits the
-`news_articles` asset for downstream DAGs).
+`plan` (read and validate the sources) → `discover` (mapped per source) → `split` (one item
+per chunk of a source with a `chunk_size`, see etl/chunks.py; one per other source) → `fetch`
+(mapped per chunk, in the `news_http` pool) → `process` (mapped: extract, clean, normalize to
+staging Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gate; emits
+the `news_articles` asset for downstream DAGs).
 
 * **Backfills**: `airflow backfill create --dag-id news_ingest --from-date … --to-date …`.
   An interval whose raw WARC archive exists is *replayed* with the current rules (no network);
@@ -236,6 +237,13 @@ def news_ingest() -> None:
         found = {**item, **_leased(item, discover_step, item["source"])}
         return _retry_unless_last(found, context)
 
+    @task
+    def split(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One item per chunk of a large source (etl.chunks), one per other source."""
+        from etl.chunks import split_items
+
+        return split_items(list(found[:]))
+
     @task(pool="news_http", multiple_outputs=False)
     def fetch(item: dict[str, Any], **context: Any) -> dict[str, Any]:
         from etl.runner import fetch_step
@@ -274,7 +282,7 @@ def news_ingest() -> None:
             )
         return figures
 
-    processed = process.expand(item=fetch.expand(item=discover.expand(item=plan())))
+    processed = process.expand(item=fetch.expand(item=split(discover.expand(item=plan()))))
     validate(publish(processed))
 
 

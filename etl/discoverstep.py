@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from etl.chunks import chunk_size, plan_warc, replay_chunks, split_candidates
 from etl.config import SourceConfig
 from etl.errors import EtlError, SourceError
 from etl.fetch import Fetcher, FetchLog, FetchPolicy, validators_from_json, validators_to_json
@@ -65,7 +66,12 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
     src = run.source(source_id)
     out: dict[str, Any] = {"source": source_id, "interval": run.interval.id, "attempt": run.attempt}
     if src.kind == "warc":
-        return {**out, "mode": "warc"}
+        return {**out, "mode": "warc", **warc_chunks(run, src)}
+    chunked = replay_chunks(run, source_id)  # a chunked archive: its chunks replay or resume
+    if chunked is not None:
+        mode = "resume" if any(c["mode"] == "resume" for c in chunked) else "replay"
+        log.info("source %s %s: chunked raw archive, %s", source_id, run.interval.id, mode)
+        return {**out, "mode": mode, "count": 0, "chunks": chunked}
     existing = read_index(run.lake, source_id, run.interval, lenient=run.refetch)
     if existing is not None and (not run.refetch or existing.attempt == run.attempt):
         waiting = existing.retry
@@ -133,9 +139,28 @@ def discover_step(run: Run, source_id: str) -> dict[str, Any]:
     )
     _put_log(run, run.staging("fetch_log", f"{source_id}-discover.parquet"), rows)
     key = run.staging("candidates", f"{source_id}.jsonl")
-    run.lake.put_bytes(key, _jsonl([asdict(c) for c in candidates]))
+    listed = [asdict(c) for c in candidates]
+    run.lake.put_bytes(key, _jsonl(listed))
     log.info("source %s %s: %d candidates", source_id, run.interval.id, len(candidates))
-    return {**out, "mode": "fetch", "candidates": key, "count": len(candidates)}
+    chunks = split_candidates(run, source_id, listed)  # None: one task for the source
+    return {
+        **out,
+        "mode": "fetch",
+        "candidates": key,
+        "count": len(candidates),
+        **({"chunks": chunks} if chunks else {}),
+    }
+
+
+def warc_chunks(run: Run, src: SourceConfig) -> dict[str, Any]:
+    """``{"chunks": [...]}`` of a chunked WARC source (two chunks at least), else ``{}``.
+    ``max_articles`` is a limit over the whole source: such a source is not chunked."""
+    size = chunk_size(run.sources, src)
+    if size is None or src.max_articles is not None:
+        return {}
+    chunks = plan_warc(src, SourceFiles(run.settings.lake_settings), size)
+    log.info("warc source %s %s: %d chunks", src.id, run.interval.id, len(chunks))
+    return {"chunks": chunks} if len(chunks) > 1 else {}
 
 
 def _source_row(src: SourceConfig, error: EtlError) -> FetchLog:

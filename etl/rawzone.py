@@ -45,16 +45,28 @@ TRANSIENT_KINDS = frozenset(("connect", "network", "dns", "timeout", "http-429",
 _LOG_FIELDS = tuple(f.name for f in fields(FetchLog))
 
 
-def index_key(source_id: str, interval: Interval) -> str:
-    return raw_key(source_id, interval).removesuffix(".warc.gz") + ".pages.jsonl"
+def zone_stem(source_id: str, interval: Interval, chunk: str | None = None) -> str:
+    """``raw/dt=D/source=S/<interval>``, or ``….chunk-<id>`` for one chunk's zone (etl.chunks)."""
+    stem = raw_key(source_id, interval).removesuffix(".warc.gz")
+    return f"{stem}.chunk-{chunk}" if chunk else stem
+
+
+def zone_warc_key(source_id: str, interval: Interval, chunk: str | None = None) -> str:
+    return zone_stem(source_id, interval, chunk) + ".warc.gz"
+
+
+def index_key(source_id: str, interval: Interval, chunk: str | None = None) -> str:
+    return zone_stem(source_id, interval, chunk) + ".pages.jsonl"
 
 
 def log_key_for(warc_key: str) -> str:
     return warc_key.removesuffix(".warc.gz") + ".fetch_log.parquet"
 
 
-def attempt_warc_key(source_id: str, interval: Interval, attempt: str) -> str:
-    return raw_key(source_id, interval).removesuffix(".warc.gz") + f".{attempt}.warc.gz"
+def attempt_warc_key(
+    source_id: str, interval: Interval, attempt: str, chunk: str | None = None
+) -> str:
+    return zone_stem(source_id, interval, chunk) + f".{attempt}.warc.gz"
 
 
 def is_transient_row(row: FetchLog) -> bool:
@@ -136,8 +148,10 @@ class RawIndex:
         ).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes, source_id: str, interval: Interval) -> RawIndex:
-        warc = raw_key(source_id, interval)  # an index from before the header line
+    def from_bytes(
+        cls, data: bytes, source_id: str, interval: Interval, chunk: str | None = None
+    ) -> RawIndex:
+        warc = zone_warc_key(source_id, interval, chunk)  # an index from before the header line
         index = cls(warc, log_key_for(warc))
         for line in data.decode("utf-8").splitlines():
             if not line.strip():
@@ -160,20 +174,26 @@ class RawIndex:
 
 
 def read_index(
-    lake: Lake, source_id: str, interval: Interval, *, lenient: bool = False
+    lake: Lake,
+    source_id: str,
+    interval: Interval,
+    *,
+    lenient: bool = False,
+    chunk: str | None = None,
 ) -> RawIndex | None:
-    """The index, ``None`` if there is none (or, ``lenient``, if it cannot be read)."""
-    key = index_key(source_id, interval)
+    """The index (of one ``chunk``'s zone, when given), ``None`` if there is none (or,
+    ``lenient``, if it cannot be read)."""
+    key = index_key(source_id, interval, chunk)
     if not lake.exists(key):
         return None
     if lenient:
         try:
-            return read_index(lake, source_id, interval)
+            return read_index(lake, source_id, interval, chunk=chunk)
         except StoreError as exc:
             log.warning("%s; rebuilding it", exc)
             return None
     try:
-        return RawIndex.from_bytes(lake.get_bytes(key), source_id, interval)
+        return RawIndex.from_bytes(lake.get_bytes(key), source_id, interval, chunk)
     except (ValueError, TypeError, KeyError) as exc:  # JSON errors are ValueErrors
         raise StoreError(key, f"unreadable raw index ({exc}): --refetch rebuilds it") from None
 
@@ -195,17 +215,21 @@ def commit(
     warc: Path,
     rows: list[FetchLog],
     old: RawIndex | None,
+    chunk: str | None = None,
 ) -> None:
-    """Write the WARC, then the fetch log, then the index (the switch); then drop old keys."""
+    """Write the WARC, then the fetch log, then the index (the switch); then drop old keys.
+
+    Without ``chunk`` the old keys are everything under ``<interval>.`` (chunk zones an earlier
+    chunked run left included); with it, those of that chunk's zone only."""
     lake.put_file(index.warc, warc)
     if index.fetch_log is not None:
         table = pa.Table.from_pylist(
             [r.as_row(interval.dt) for r in rows], schema=fetch_log_schema()
         )
         write_table(lake, index.fetch_log, table)
-    lake.put_bytes(index_key(source_id, interval), index.to_bytes())
-    keep = {index.warc, index.fetch_log, index_key(source_id, interval)}
-    stem = raw_key(source_id, interval).removesuffix(".warc.gz")
+    lake.put_bytes(index_key(source_id, interval, chunk), index.to_bytes())
+    keep = {index.warc, index.fetch_log, index_key(source_id, interval, chunk)}
+    stem = zone_stem(source_id, interval, chunk)
     stale = [k for k in lake.list(stem + ".") if k not in keep]
     if old is not None:
         stale += [k for k in (old.warc, old.fetch_log) if k and k not in keep and k not in stale]

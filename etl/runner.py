@@ -36,6 +36,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from etl.chunks import merge_items, part_name, read_warc_chunk, split_items, write_directories
 from etl.config import Settings, SourceConfig, SourcesFile, load_sources
 from etl.deadline import http_client
 from etl.discoverstep import discover_step, read_jsonl, seen_for
@@ -65,6 +66,7 @@ __all__ = [
     "publish_step",
     "raise_if_incomplete",
     "run_interval",
+    "source_items",
     "source_steps",
     "staging_prefix",
     "validate_step",
@@ -172,12 +174,16 @@ def raise_if_incomplete(result: dict[str, Any]) -> None:
         raise FetchTransient(source, f"{len(pending)} URLs pending: {shown}", kind="pending")
 
 
-def _pages(run: Run, src: SourceConfig, mode: str) -> Iterator[Page]:
+def _pages(run: Run, src: SourceConfig, item: dict[str, Any]) -> Iterator[Page]:
+    mode, chunk = item["mode"], item.get("chunk")
     if mode == "warc":
         files = SourceFiles(run.settings.lake_settings)  # s3:// input: the lake's S3 settings
+        if chunk is not None:  # one byte range of one file (etl.chunks)
+            yield from read_warc_chunk(src, run.interval, item, seen=seen_for(run), files=files)
+            return
         yield from read_warc(src, run.interval, seen=seen_for(run), files=files)
         return
-    index = read_index(run.lake, src.id, run.interval)
+    index = read_index(run.lake, src.id, run.interval, chunk=chunk)
     if index is None or not index.pages:
         return
     raw = run.lake.get_bytes(index.warc)  # one download per source
@@ -205,7 +211,7 @@ def process_step(run: Run, fetched: dict[str, Any]) -> dict[str, Any]:
 
     def articles() -> Iterator[Article]:
         for r in process_pages(
-            _pages(run, src, fetched["mode"]), run.settings, workers=run.settings.workers
+            _pages(run, src, fetched), run.settings, workers=run.settings.workers
         ):
             if isinstance(r, Failure):
                 failures.append(r)
@@ -213,7 +219,7 @@ def process_step(run: Run, fetched: dict[str, Any]) -> dict[str, Any]:
                 hits.update(x.rule for x in r.cleaned.removed)
                 yield r
 
-    key = run.staging("articles", f"{src.id}.parquet")
+    key = run.staging("articles", f"{part_name(fetched)}.parquet")
     rows = 0
     version = rules_for(run.settings, src.rules).version
     with workdir("process") as tmp:
@@ -223,7 +229,7 @@ def process_step(run: Run, fetched: dict[str, Any]) -> dict[str, Any]:
                 writer.write_batch(batch)
                 rows += batch.num_rows
         run.lake.put_file(key, path)
-    log_key = run.staging("fetch_log", f"{src.id}-process.parquet")
+    log_key = run.staging("fetch_log", f"{part_name(fetched)}-process.parquet")
     if failures:
         write_table(run.lake, log_key, failure_log(failures, source_id=src.id, dt=run.interval.dt))
     return {
@@ -252,7 +258,7 @@ def _raw_state(
         sid = p["source"]
         broken = p.get("mode") == "error"  # its index may be what failed
         index = (
-            read_index(run.lake, sid, run.interval, lenient=broken)
+            read_index(run.lake, sid, run.interval, lenient=broken, chunk=p.get("chunk"))
             if p.get("mode") != "warc"
             else None
         )
@@ -268,7 +274,7 @@ def _raw_state(
             tables.append(
                 pa.Table.from_pylist([r.as_row(dt) for r in rows], schema=fetch_log_schema())
             )
-        key = run.staging("fetch_log", f"{sid}-process.parquet")
+        key = run.staging("fetch_log", f"{part_name(p)}-process.parquet")
         if p.get("mode") != "error" and run.lake.exists(key):
             tables.append(read_table(run.lake, key, schema=fetch_log_schema()))
     return tables, pending, failed
@@ -283,6 +289,7 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
     """
     from etl.publish import manifest_extra, publish
 
+    write_directories(run, processed)  # chunked sources: the switch naming their chunk zones
     seen = seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval)
     mine = run.staging() + "/"
     staged = [p["articles"] for p in processed if str(p.get("articles") or "").startswith(mine)]
@@ -300,7 +307,10 @@ def publish_step(run: Run, processed: list[dict[str, Any]]) -> dict[str, Any]:
     for p in processed:
         hits.update(p.get("rule_hits") or {})
     extra = manifest_extra(
-        {p["source"]: {k: v for k, v in p.items() if k not in _NOT_FIGURES} for p in processed},
+        {
+            p["source"]: {k: v for k, v in p.items() if k not in _NOT_FIGURES}
+            for p in merge_items(processed)
+        },
         hits,
         rules_versions=[str(p["rules_version"]) for p in processed if p.get("rules_version")],
         urls_tried=fetch_log.num_rows,
@@ -406,28 +416,52 @@ def validate_step(run: Run) -> dict[str, Any]:
 def source_steps(
     run: Run, source_id: str, on_step: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
-    """discover → fetch → process for one source; an error of this source is its result
-    (mode ``error``), never the end of the run."""
+    """discover → fetch → process for one source (its chunks merged into one result); an error
+    of this source is its result (mode ``error``), never the end of the run."""
+    return merge_items(source_items(run, source_id, on_step))[0]
+
+
+def source_items(
+    run: Run, source_id: str, on_step: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
+    """discover → fetch → process for one source, chunk after chunk (etl.chunks): one result
+    per chunk (one for an unchunked source); an error is the result of its chunk (mode
+    ``error``), never the end of the run."""
     step = on_step or (lambda _name: None)
+    out: dict[str, Any] = {"source": source_id, "interval": run.interval.id}
     try:
         step(f"discover {source_id}")
-        found = discover_step(run, source_id)
-        step(f"fetch {source_id}")
-        fetched = fetch_step(run, found)
-        step(f"process {source_id}")
-        return process_step(run, fetched)
+        items = split_items([discover_step(run, source_id)])
     except EtlError as exc:
-        log.error("source %s %s: %s", source_id, run.interval.id, exc)
-        return {
-            "source": source_id,
-            "interval": run.interval.id,
-            "attempt": run.attempt,
-            "mode": "error",
-            "error": str(exc),
-            "transient": exc.transient,
-            "rows": 0,
-            "failed": 0,
-        }
+        return [_error_item(run, out, exc)]
+    results = []
+    for item in items:
+        name = part_name(item)
+        try:
+            step(f"fetch {name}")
+            fetched = fetch_step(run, item)
+            step(f"process {name}")
+            results.append(process_step(run, fetched))
+        except EtlError as exc:
+            results.append(_error_item(run, {**out, **_chunk_of(item)}, exc))
+    return results
+
+
+def _chunk_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"chunk": item["chunk"]} if item.get("chunk") else {}
+
+
+def _error_item(run: Run, out: dict[str, Any], exc: EtlError) -> dict[str, Any]:
+    log.error("source %s %s: %s", part_name(out), run.interval.id, exc)
+    return {
+        **out,
+        "attempt": run.attempt,
+        "mode": "error",
+        "error": str(exc),
+        "transient": exc.transient,
+        "rows": 0,
+        "failed": 0,
+    }
 
 
 def run_interval(
@@ -441,8 +475,9 @@ def run_interval(
     with interval_lease(
         run.lake, run.interval.id, holder=holder, settings=run.settings.lease, attempt=run.attempt
     ):
-        processed = [source_steps(run, source_id, on_step=step) for source_id in plan(run)]
+        processed = [i for sid in plan(run) for i in source_items(run, sid, on_step=step)]
         step("publish")
         published = publish_step(run, processed)
         step("validate")
-        return {**published, "quality": validate_step(run), "sources": processed}
+        sources = merge_items(processed)
+        return {**published, "quality": validate_step(run), "sources": sources}

@@ -1,0 +1,372 @@
+"""Work that divides: a large source's fetch and process work as chunks, one mapped task each.
+
+A source with a ``chunk_size`` (per source in sources.yaml, or the file's default) is split
+after discovery, deterministically (the same source, interval and inputs give the same chunks
+with the same ids, ``0000``, ``0001``, … in order), so that an Airflow retry of one chunk redoes
+that chunk alone:
+
+* a ``warc`` source by WARC file and, within a file, by byte ranges cut at record boundaries:
+  a new chunk starts at the record after every ``chunk_size`` response records
+  (:func:`plan_warc`; the offsets come from one scan of the file's record headers with warcio;
+  a file that is one gzip stream, not a member per record, cannot be cut and is one chunk).
+  A chunk reads only its range (a ranged GET on S3) and its ``raw_ref`` offsets are the file's;
+* a listed source (feed, sitemap, URL list) by batches of candidates grouped by registrable
+  domain (:func:`plan_candidates`, :func:`etl.urls.site`): sites in name order, packed into
+  batches of at most ``chunk_size`` candidates, a site never split (a site with more candidates
+  is a batch of its own), so each host's candidates are fetched by one task and the in-process
+  per-host politeness (:class:`etl.politeness.HostGate`) holds across workers.
+
+Raw zone of a chunked listed source: every chunk is a zone of its own,
+``raw/dt=D/source=S/<interval>.chunk-<id>.{warc.gz,fetch_log.parquet,pages.jsonl}``, written by
+:func:`etl.fetchstep.fetch_into_raw` exactly as an unchunked source's (attempt-keyed refetch,
+pending URLs, merge on retry); chunk ``0000`` (the *head*) also archives the listings. Publish
+then writes the source's *directory* ``<interval>.chunks.json`` (the chunk ids, the attempt),
+the switch saying which chunk zones make the source's archive: a later run replays or resumes
+those chunks (:func:`replay_chunks`); without it (a run that crashed before publish) the source
+is discovered again and each chunk merges into the zone an earlier try left under its id.
+A source whose candidates fit one chunk is not chunked at all (the zone of old).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+from etl.config import SourceConfig, SourcesFile
+from etl.errors import EtlError
+from etl.lake import Lake
+from etl.rawzone import read_index, zone_stem
+from etl.records import Interval, Page
+from etl.source_files import SourceFiles, read_errors, source_error
+from etl.urls import site
+from etl.warc import read_warc
+
+if TYPE_CHECKING:
+    from etl.runner import Run
+
+__all__ = [
+    "chunk_size",
+    "directory_key",
+    "merge_items",
+    "open_range",
+    "part_name",
+    "plan_candidates",
+    "plan_warc",
+    "read_warc_chunk",
+    "replay_chunks",
+    "split_candidates",
+    "split_items",
+    "write_directories",
+]
+
+log = logging.getLogger("etl.chunks")
+
+
+def chunk_size(sources: SourcesFile, src: SourceConfig) -> int | None:
+    """The source's ``chunk_size``, else the file's; None: not chunked."""
+    return src.chunk_size if src.chunk_size is not None else sources.chunk_size
+
+
+def chunk_id(n: int) -> str:
+    return f"{n:04d}"
+
+
+def part_name(item: dict[str, Any]) -> str:
+    """``<source>`` or ``<source>.chunk-<id>``: the name of an item's staged files."""
+    chunk = item.get("chunk")
+    return f"{item['source']}.chunk-{chunk}" if chunk else str(item["source"])
+
+
+# -- listed sources ---------------------------------------------------------------------------
+
+
+def site_key(url: str) -> str:
+    """The registrable domain of ``url`` (its host when it has none; the URL if unparsable)."""
+    try:
+        return site(url)
+    except ValueError:
+        return (urlsplit(url).hostname or url).lower()
+
+
+def plan_candidates(rows: Sequence[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """Candidate rows in batches of at most ``size`` (a bigger site alone), one site per batch
+    at most: sites in name order, each site's rows in listing order."""
+    if size < 1:
+        raise ValueError(f"chunk size must be >= 1, not {size}")
+    sites: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        sites.setdefault(site_key(str(row["url"])), []).append(row)
+    batches: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    for key in sorted(sites):
+        group = sites[key]
+        if current and len(current) + len(group) > size:
+            batches.append(current)
+            current = []
+        current = current + group
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in rows).encode()
+
+
+def split_candidates(
+    run: Run, source_id: str, rows: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """The chunk items of a discovered source (their candidates staged), or None when the
+    source is not chunked or its candidates fit one chunk."""
+    size = chunk_size(run.sources, run.source(source_id))
+    if size is None:
+        return None
+    batches = plan_candidates(rows, size)
+    if len(batches) < 2:
+        return None
+    items = []
+    for n, batch in enumerate(batches):
+        cid = chunk_id(n)
+        key = run.staging("candidates", f"{source_id}.chunk-{cid}.jsonl")
+        run.lake.put_bytes(key, _jsonl(batch))
+        items.append(
+            {"chunk": cid, "mode": "fetch", "candidates": key, "count": len(batch), "head": n == 0}
+        )
+    log.info(
+        "source %s %s: %d candidates in %d chunks",
+        source_id,
+        run.interval.id,
+        len(rows),
+        len(items),
+    )
+    return items
+
+
+def directory_key(source_id: str, interval: Interval) -> str:
+    return zone_stem(source_id, interval) + ".chunks.json"
+
+
+def replay_chunks(run: Run, source_id: str) -> list[dict[str, Any]] | None:
+    """The chunk items of a source whose chunked archive exists (mode ``replay``, or ``resume``
+    for a chunk with pending URLs); None without a directory (or with ``refetch`` by another
+    attempt, or when a chunk's index is missing: the source is discovered again)."""
+    key = directory_key(source_id, run.interval)
+    if not run.lake.exists(key):
+        return None
+    try:
+        directory = json.loads(run.lake.get_bytes(key))
+        chunks = [str(c) for c in directory["chunks"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: unreadable chunk directory (%s): discovering again", key, exc)
+        return None
+    if run.refetch and directory.get("attempt") != run.attempt:
+        return None
+    items = []
+    for n, cid in enumerate(chunks):
+        index = read_index(run.lake, source_id, run.interval, chunk=cid, lenient=True)
+        if index is None:
+            log.warning("%s: chunk %s has no index: discovering again", key, cid)
+            return None
+        mode = "resume" if index.retry else "replay"
+        items.append({"chunk": cid, "mode": mode, "count": 0, "head": n == 0})
+    return items
+
+
+def write_directories(run: Run, processed: Sequence[dict[str, Any]]) -> None:
+    """Write the directory of every chunked listed source of ``processed`` (the switch naming
+    its chunk zones), then delete what else its raw zone holds for the interval (the zone of an
+    unchunked run, chunk zones of another plan)."""
+    by_source: dict[str, list[str]] = {}
+    for p in processed:
+        if p.get("chunk") and p.get("mode") not in ("warc", None):
+            by_source.setdefault(str(p["source"]), []).append(str(p["chunk"]))
+    for sid, chunks in by_source.items():
+        key = directory_key(sid, run.interval)
+        body = {"chunks": sorted(set(chunks)), "attempt": run.attempt}
+        run.lake.put_bytes(key, (json.dumps(body) + "\n").encode())
+        keep = tuple(zone_stem(sid, run.interval, c) + "." for c in body["chunks"])
+        stem = zone_stem(sid, run.interval)
+        stale = [k for k in run.lake.list(stem + ".") if k != key and not k.startswith(keep)]
+        if stale:
+            run.lake.delete(stale)
+            log.info("raw zone %s %s: removed %s", sid, run.interval.id, stale)
+
+
+# -- warc sources -----------------------------------------------------------------------------
+
+
+def plan_warc(src: SourceConfig, files: SourceFiles, size: int) -> list[dict[str, Any]]:
+    """Chunks ``{chunk, path, start, end}`` (``end`` None: to the end of the file) of a WARC
+    source's files: a file is cut before the record that follows every ``size`` response
+    records. Reads every file once (record headers; bodies are skipped)."""
+    chunks: list[dict[str, Any]] = []
+    for path in files.expand(src.path or src.url or ""):
+        starts = _cuts(files, path, size)
+        for start, end in zip(starts, [*starts[1:], None], strict=True):
+            chunks.append(
+                {"chunk": chunk_id(len(chunks)), "path": path, "start": start, "end": end}
+            )
+    return chunks
+
+
+def _cuts(files: SourceFiles, path: str, size: int) -> list[int]:
+    starts = [0]
+    responses = 0
+    try:
+        with files.open(path) as stream:
+            it = ArchiveIterator(stream, no_record_parse=True)
+            for record in it:
+                if responses >= size:
+                    starts.append(it.offset)
+                    responses = 0
+                if record.rec_type == "response":
+                    responses += 1
+    except ArchiveLoadFailed as exc:  # one gzip stream: offsets cannot be sought
+        log.warning("%s: cannot be cut at records (%s): one chunk", path, str(exc).strip()[:80])
+        return [0]
+    except read_errors() as exc:
+        raise source_error(path, "read", exc) from exc
+    return starts
+
+
+class _Range(io.RawIOBase):
+    """Bytes ``[start, start + limit)`` of a stream positioned at ``start``; ``tell`` gives the
+    file's offset, so warcio's record offsets (and ``raw_ref``) are the whole file's."""
+
+    def __init__(self, raw: Any, start: int, limit: int | None) -> None:
+        self._raw, self._pos, self._left = raw, start, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer) if self._left is None else min(len(buffer), self._left)
+        if want <= 0:
+            return 0
+        data = self._raw.read(want)
+        n = len(data)
+        buffer[:n] = data
+        self._pos += n
+        if self._left is not None:
+            self._left -= n
+        return n
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def open_range(files: SourceFiles, path: str, start: int, end: int | None) -> IO[bytes]:
+    """A stream of bytes ``[start, end)`` of a local file or ``s3://`` object (a ranged GET)."""
+    limit = None if end is None else end - start
+    if path.startswith("s3://"):
+        bucket, _, key = path[len("s3://") :].partition("/")
+        span = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            body = files.client(path).get_object(Bucket=bucket, Key=key, Range=span)["Body"]
+        except EtlError:
+            raise
+        except Exception as exc:
+            raise source_error(path, "get", exc) from exc
+        return _Range(body, start, limit)  # type: ignore[return-value]
+    fh = files.open(path)
+    fh.seek(start)
+    return _Range(fh, start, limit)  # type: ignore[return-value]
+
+
+def read_warc_chunk(
+    src: SourceConfig,
+    interval: Interval,
+    chunk: dict[str, Any],
+    *,
+    seen: frozenset[str],
+    files: SourceFiles,
+) -> Iterator[Page]:
+    """The pages of one WARC chunk, as :func:`etl.warc.read_warc` reads them."""
+    path, start, end = str(chunk["path"]), int(chunk["start"]), chunk.get("end")
+    one = src.model_copy(update={"path": path, "url": None})
+    yield from read_warc(
+        one,
+        interval,
+        seen=seen,
+        files=files,
+        opener=lambda p: open_range(files, p, start, None if end is None else int(end)),
+    )
+
+
+# -- items --------------------------------------------------------------------------------------
+
+
+def split_items(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One item per chunk (a discovered item without ``chunks`` stays one item)."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        chunks = item.get("chunks")
+        if not chunks:
+            out.append(item)
+            continue
+        base = {k: v for k, v in item.items() if k not in ("chunks", "candidates", "count")}
+        out += [{**base, **c} for c in chunks]
+    return out
+
+
+_CHUNK_KEYS = ("chunk", "head", "path", "start", "end", "candidates", "articles")
+
+
+def merge_items(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One dict per source (in order) of items that may be chunks: numbers summed, lists
+    joined, ``rule_hits`` added, ``mode`` the chunks' (``resume`` when they differ and any
+    resumed), ``status`` incomplete when any chunk is; ``chunks`` counts them."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        groups.setdefault(str(item.get("source")), []).append(item)
+    out = []
+    for parts in groups.values():
+        if len(parts) == 1 and not parts[0].get("chunk"):
+            out.append(parts[0])
+            continue
+        merged: dict[str, Any] = {}
+        hits: Counter[str] = Counter()
+        for part in parts:
+            hits.update(part.get("rule_hits") or {})
+            for k, v in part.items():
+                if k in _CHUNK_KEYS or k == "rule_hits":
+                    continue
+                if k not in merged:
+                    merged[k] = list(v) if isinstance(v, list) else v
+                elif isinstance(v, bool) or not isinstance(v, int | float | list):
+                    continue
+                elif isinstance(v, list):
+                    merged[k] = [*merged[k], *v]
+                elif isinstance(merged[k], int | float):
+                    merged[k] = merged[k] + v
+        modes = {str(p.get("mode")) for p in parts}
+        if len(modes) > 1:
+            merged["mode"] = "resume" if "resume" in modes else sorted(modes)[0]
+        if any(p.get("status") == "incomplete" for p in parts):
+            merged["status"] = "incomplete"
+        if any(p.get("mode") == "error" for p in parts):
+            merged["mode"] = "error"
+        merged["rule_hits"] = dict(hits)
+        merged["chunks"] = len(parts)
+        out.append(merged)
+    return out
+
+
+def chunk_lake_keys(lake: Lake, source_id: str, interval: Interval) -> list[str]:
+    """Every chunk index key of a source's interval (for tests and tools)."""
+    stem = zone_stem(source_id, interval)
+    return [k for k in lake.list(stem + ".chunk-") if k.endswith(".pages.jsonl")]

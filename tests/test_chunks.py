@@ -1,0 +1,369 @@
+"""Work that divides (etl/chunks.py): chunk plans, chunked WARC and listed sources, politeness
+across chunks, a chunk retried alone. Real servers on 127.0.0.1 and real lakes (local, moto S3)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sites import Response, Site, SiteRequest
+from test_runner import (
+    HOUR9,
+    article_html,
+    articles,
+    fetch_log,
+    html,
+    open_run,
+    paragraphs,
+    rss,
+    sources_file,
+    utc,
+    write_warc,
+)
+from test_warc import s3_lake_settings
+from warcio.archiveiterator import ArchiveIterator
+
+from etl.chunks import (
+    directory_key,
+    open_range,
+    plan_candidates,
+    plan_warc,
+    site_key,
+    split_items,
+)
+from etl.config import SourceConfig
+from etl.rawzone import index_key, read_index
+from etl.runner import (
+    discover_step,
+    fetch_step,
+    process_step,
+    publish_step,
+    run_interval,
+    validate_step,
+)
+from etl.source_files import SourceFiles
+
+WORDS = [
+    "harbour", "council", "ferry", "library", "storm", "bridge", "market", "school", "river",
+    "budget", "tram", "park", "station", "clinic", "festival", "court", "mayor", "bakery",
+    "theatre", "stadium", "canal",
+]  # fmt: skip
+
+
+def story(n: int) -> bytes:
+    """A distinct article page (its text differs from every other ``n``)."""
+    words = [WORDS[(n * 7 + i * 3) % len(WORDS)] for i in range(60)]
+    text = " ".join(words)
+    return article_html(
+        f"Story {n} about the {WORDS[n % len(WORDS)]}",
+        paragraphs(
+            f"Reporters followed story number {n} through the week as {text}.",
+            f"Officials said case {n} would be reviewed again, and residents asked about {text}.",
+        ),
+    )
+
+
+# -- planning ------------------------------------------------------------------------------------
+
+HOSTS = st.sampled_from(
+    ["a.example", "news.a.example", "b.example.co.uk", "c.example.org", "127.0.0.1:8001"]
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    urls=st.lists(st.tuples(HOSTS, st.integers(0, 30)), max_size=40),
+    size=st.integers(1, 8),
+)
+def test_candidate_chunks_cover_every_candidate_once_and_keep_a_site_whole(
+    urls: list[tuple[str, int]], size: int
+) -> None:
+    rows = [{"url": f"http://{h}/n/{i}", "n": k} for k, (h, i) in enumerate(urls)]
+    batches = plan_candidates(rows, size)
+    assert plan_candidates(rows, size) == batches  # deterministic
+    flat = [r["n"] for b in batches for r in b]
+    assert sorted(flat) == list(range(len(rows)))  # every candidate exactly once
+    sites_of = [{site_key(r["url"]) for r in b} for b in batches]
+    for a, b in itertools.combinations(sites_of, 2):
+        assert not a & b  # one site's candidates never in two chunks
+    for b, sites in zip(batches, sites_of, strict=True):
+        assert len(b) <= size or len(sites) == 1  # oversized only for one big site
+    assert all(batches)
+    assert site_key("http://news.a.example/x") == site_key("http://a.example/y") == "a.example"
+
+
+NINE_O_ONE = utc(2022, 5, 14, 9, 1)
+
+
+def warc_file(path: Path, n: int, start: datetime = NINE_O_ONE) -> list[str]:
+    """A gzipped WARC of ``n`` request + response records (distinct articles); their URLs."""
+    hosts = ["https://gazette.example", "https://herald.example", "https://courier.example"]
+    records = []
+    for i in range(n):
+        url = f"{hosts[i % 3]}/news/story-{i}"
+        records.append((url, start + timedelta(seconds=20 * i), "text/html", story(i)))
+    write_warc(path, records)
+    return [r[0] for r in records]
+
+
+def responses(stream: Any) -> list[tuple[int, str]]:
+    it = ArchiveIterator(stream)
+    return [
+        (it.offset, r.rec_headers.get_header("WARC-Target-URI"))
+        for r in it
+        if r.rec_type == "response"
+    ]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 100])
+def test_warc_chunks_cover_every_record_once_at_the_files_offsets(
+    tmp_path: Path, size: int
+) -> None:
+    folder = tmp_path / "crawl"
+    folder.mkdir()
+    warc_file(folder / "a.warc.gz", 7)
+    warc_file(folder / "b.warc.gz", 4, start=utc(2022, 5, 14, 9, 40))
+    src = SourceConfig(id="crawl", kind="warc", path=str(folder))
+    files = SourceFiles()
+    chunks = plan_warc(src, files, size)
+    assert plan_warc(src, files, size) == chunks  # deterministic, same ids
+    assert [c["chunk"] for c in chunks] == [f"{i:04d}" for i in range(len(chunks))]
+    whole = []
+    for name in ("a", "b"):
+        with (folder / f"{name}.warc.gz").open("rb") as fh:
+            whole += [(str(folder / f"{name}.warc.gz"), o, u) for o, u in responses(fh)]
+    seen = []
+    for c in chunks:
+        with open_range(files, c["path"], c["start"], c["end"]) as stream:
+            got = [(c["path"], o, u) for o, u in responses(stream)]
+        assert 1 <= len(got) <= size
+        seen += got
+    assert seen == whole  # every response record exactly once, at the whole file's offset
+    per_file = Counter(c["path"] for c in chunks)
+    assert per_file == {
+        str(folder / "a.warc.gz"): -(-7 // size),
+        str(folder / "b.warc.gz"): -(-4 // size),
+    }
+
+
+def test_warc_chunks_read_ranges_of_an_s3_object(tmp_path: Path, s3_server: Any) -> None:
+    bucket = s3_server.new_bucket("chunks")
+    local = tmp_path / "crawl.warc.gz"
+    warc_file(local, 5)
+    s3_server.client().put_object(Bucket=bucket, Key="in/crawl.warc.gz", Body=local.read_bytes())
+    files = SourceFiles(s3_lake_settings(s3_server, bucket))
+    uri = f"s3://{bucket}/in/crawl.warc.gz"
+    chunks = plan_warc(SourceConfig(id="crawl", kind="warc", path=uri), files, 2)
+    assert [(c["start"] > 0, c["end"] is None) for c in chunks] == [
+        (False, False),
+        (True, False),
+        (True, True),
+    ]
+    with local.open("rb") as fh:
+        whole = responses(fh)
+    got = []
+    for c in chunks:
+        with open_range(files, uri, c["start"], c["end"]) as stream:
+            got += responses(stream)
+    assert got == whole
+
+
+# -- a chunked WARC source -----------------------------------------------------------------------
+
+
+def test_a_warc_source_in_chunks_publishes_what_it_does_unchunked(tmp_path: Path) -> None:
+    warc = tmp_path / "crawl.warc.gz"
+    warc_file(warc, 10)
+    rows = {}
+    for label, extra in (("whole", {}), ("chunked", {"chunk_size": 3})):
+        base = tmp_path / label
+        base.mkdir()
+        src = {"id": "crawl", "kind": "warc", "path": str(warc), **extra}
+        run = open_run(base, sources_file(base, src))
+        out = run_interval(run)
+        assert out["status"] == "complete"
+        rows[label] = {r["article_id"]: (r["url"], r["raw_ref"], r["text"]) for r in articles(run)}
+        if label == "chunked":
+            found = discover_step(run, "crawl")
+            assert len(found["chunks"]) == 4  # 10 records, 3 a chunk
+            assert out["sources"][0]["chunks"] == 4 and out["sources"][0]["rows"] == 10
+    assert len(rows["whole"]) == 10
+    assert rows["chunked"] == rows["whole"]  # same ids, same raw_ref offsets, same text
+
+
+# -- a chunked listed source across two hosts ----------------------------------------------------
+
+WHEN = "Sat, 14 May 2022 09:30:00 +0000"
+DELAY = 0.3
+
+
+def two_sites(n: int, flaky: dict[str, int] | None = None) -> tuple[Site, Site]:
+    """Host A (127.0.0.1) serving a feed of ``n`` articles on A and ``n`` on host B
+    (127.0.0.2); ``flaky`` maps a path of B to how many times it answers 503 first."""
+    a, b = Site(host="127.0.0.1").start(), Site(host="127.0.0.2").start()
+    robots = Response(200, b"User-agent: *\n", content_type="text/plain")
+    busy = dict(flaky or {})
+
+    def route(body: bytes, path: str) -> Any:
+        def serve(_req: SiteRequest) -> Response:
+            if busy.get(path, 0) > 0:
+                busy[path] -= 1
+                return Response(503, b"busy")
+            return html(body)
+
+        return serve
+
+    items = []
+    for i in range(n):
+        a.routes[f"/a/{i}/"] = route(story(i), f"/a/{i}/")
+        b.routes[f"/b/{i}/"] = route(story(100 + i), f"/b/{i}/")
+        items += [(f"/a/{i}/", WHEN), (f"/b/{i}/", WHEN)]
+    feed = rss(a.base, items).body.decode()
+    for i in range(n):  # the feed's /b/ links point at host B
+        feed = feed.replace(f"{a.base}/b/{i}/", f"{b.base}/b/{i}/")
+    a.routes["/feed.xml"] = Response(200, feed.encode(), content_type="application/rss+xml")
+    a.routes["/robots.txt"] = b.routes["/robots.txt"] = robots
+    return a, b
+
+
+def feed_source(tmp_path: Path, site: Site, **extra: Any) -> Path:
+    src = {"id": "wire", "kind": "rss", "url": site.url("/feed.xml"), "per_host_delay_s": DELAY}
+    return sources_file(tmp_path, {**src, **extra}, max_attempts=1)
+
+
+def test_chunks_of_two_hosts_on_two_workers_keep_each_hosts_spacing(tmp_path: Path) -> None:
+    a, b = two_sites(4)
+    try:
+        run = open_run(tmp_path, feed_source(tmp_path, a, chunk_size=3))
+        found = discover_step(run, "wire")
+        items = split_items([found])
+        assert [i["chunk"] for i in items] == ["0000", "0001"]  # 4 + 4 candidates, 3 a chunk
+        hosts = [{i["url"].split("/")[2] for i in chunk_rows(run, item)} for item in items]
+        assert hosts == [{a.base[7:]}, {b.base[7:]}]  # a host's candidates in one chunk
+        results: dict[str, dict[str, Any]] = {}
+
+        def work(item: dict[str, Any]) -> None:  # each chunk as its own worker would run it
+            results[item["chunk"]] = process_step(run, fetch_step(run, item))
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in items]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert set(results) == {"0000", "0001"}
+        for site in (a, b):
+            pages = [r for r in site.requests() if r.path.startswith(("/a/", "/b/"))]
+            assert len(pages) == 4
+            # the chunk's requests (robots.txt and pages); the discover step's listing requests
+            # came from another fetcher before (the boundary of two tasks, as unchunked)
+            listed = max((r.arrived for r in a.requests("/feed.xml")), default=0.0)
+            log = sorted((r.arrived, r.path) for r in site.requests() if r.arrived > listed)
+            assert len(log) == 5  # robots.txt + 4 pages
+            gaps = [(y[0] - x[0], y[1]) for x, y in itertools.pairwise(log)]
+            assert min(g for g, _ in gaps) >= DELAY, gaps  # the host's spacing held
+        # the two chunks ran at the same time: politeness held across them, not by taking turns
+        starts = {s: min(r.arrived for r in s.requests() if r.path.startswith(("/a/", "/b/")))
+                  for s in (a, b)}  # fmt: skip
+        assert abs(starts[a] - starts[b]) < 3 * DELAY
+        published = publish_step(run, [results["0000"], results["0001"]])
+        assert published["status"] == "complete" and published["articles"] == 8
+        assert validate_step(run)["articles"] == 8
+        assert json.loads(run.lake.get_bytes(directory_key("wire", HOUR9)))["chunks"] == [
+            "0000",
+            "0001",
+        ]
+        for cid in ("0000", "0001"):
+            assert read_index(run.lake, "wire", HOUR9, chunk=cid) is not None
+        assert not run.lake.exists(index_key("wire", HOUR9))  # no unchunked zone
+        feed_rows = [r for r in fetch_log(run) if r["purpose"] == "feed"]
+        assert len(feed_rows) == 1  # the listing archived once (by the head chunk)
+    finally:
+        a.close()
+        b.close()
+
+
+def chunk_rows(run: Any, item: dict[str, Any]) -> list[dict[str, Any]]:
+    data = run.lake.get_bytes(item["candidates"])
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+def test_a_chunked_listed_source_gives_the_lake_of_the_unchunked_one(tmp_path: Path) -> None:
+    a, b = two_sites(3)
+    try:
+        got = {}
+        for label, extra in (("whole", {}), ("chunked", {"chunk_size": 2})):
+            base = tmp_path / label
+            base.mkdir()
+            run = open_run(base, feed_source(base, a, **extra))
+            out = run_interval(run)
+            assert out["status"] == "complete", out
+            got[label] = sorted((r["article_id"], r["url"], r["text"]) for r in articles(run))
+            log = Counter((r["purpose"], r["url"]) for r in fetch_log(run))
+            assert all(v == 1 for k, v in log.items() if k[0] != "robots"), log
+            got[label + "-log"] = sorted(log.items())  # robots.txt: once by discover, once a fetch
+            again = run_interval(open_run(base, feed_source(base, a, **extra)))  # replay
+            assert again["sources"][0]["mode"] == "replay" and again["articles"] == 6
+        assert len(got["whole"]) == 6 and got["chunked"] == got["whole"]
+        assert got["chunked-log"] == got["whole-log"]
+        assert len([r for r in a.requests() if r.path.startswith("/a/")]) == 2 * 3  # no refetch
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_chunk_failing_transiently_is_retried_alone_and_the_interval_completes(
+    tmp_path: Path,
+) -> None:
+    a, b = two_sites(3, flaky={"/b/1/": 1})
+    try:
+        sources = feed_source(tmp_path, a, chunk_size=3)
+        first = run_interval(open_run(tmp_path, sources))
+        assert first["status"] == "incomplete" and first["pending"] == [b.url("/b/1/")]
+        assert first["articles"] == 5
+        n_a, n_b = len(a.requests()), len(b.requests())
+        rerun = open_run(tmp_path, sources)
+        found = discover_step(rerun, "wire")
+        assert [(c["chunk"], c["mode"]) for c in found["chunks"]] == [
+            ("0000", "replay"),
+            ("0001", "resume"),
+        ]
+        again = run_interval(rerun)
+        assert again["status"] == "complete" and again["articles"] == 6
+        assert len(a.requests()) == n_a  # host A's chunk replayed: no request, not even the feed
+        assert [r.path for r in b.requests()[n_b:]] == ["/b/1/"]  # the pending URL alone
+        rows = [r for r in fetch_log(rerun) if r["url"] == b.url("/b/1/")]
+        assert [r["status"] for r in rows] == [200]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_warc_chunk_items_carry_their_range(tmp_path: Path) -> None:
+    warc = tmp_path / "crawl.warc.gz"
+    warc_file(warc, 4)
+    run = open_run(
+        tmp_path,
+        sources_file(tmp_path, {"id": "crawl", "kind": "warc", "path": str(warc), "chunk_size": 2}),
+    )
+    items = split_items([discover_step(run, "crawl")])
+    assert [(i["mode"], i["chunk"], i["path"]) for i in items] == [
+        ("warc", "0000", str(warc)),
+        ("warc", "0001", str(warc)),
+    ]
+    assert items[0]["end"] == items[1]["start"] and items[1]["end"] is None
+    limited = open_run(
+        tmp_path,
+        sources_file(
+            tmp_path,
+            {"id": "crawl", "kind": "warc", "path": str(warc), "chunk_size": 2, "max_articles": 3},
+        ),
+    )
+    assert "chunks" not in discover_step(limited, "crawl")  # a source-wide limit: one task
