@@ -204,7 +204,8 @@ def write_directories(run: Run, processed: Sequence[dict[str, Any]]) -> None:
 
 
 def plan_warc(src: SourceConfig, files: SourceFiles, size: int) -> list[dict[str, Any]]:
-    """Chunks ``{chunk, path, start, end}`` (``end`` None: to the end of the file) of a WARC
+    """Chunks ``{chunk, path, from_byte, to_byte}`` (``to_byte`` None: to the end of the file; the
+    names keep clear of the interval's ``start``/``end`` in the items) of a WARC
     source's files: a file is cut before the record that follows every ``size`` response
     records. Reads every file once (record headers; bodies are skipped)."""
     chunks: list[dict[str, Any]] = []
@@ -212,7 +213,7 @@ def plan_warc(src: SourceConfig, files: SourceFiles, size: int) -> list[dict[str
         starts = _cuts(files, path, size)
         for start, end in zip(starts, [*starts[1:], None], strict=True):
             chunks.append(
-                {"chunk": chunk_id(len(chunks)), "path": path, "start": start, "end": end}
+                {"chunk": chunk_id(len(chunks)), "path": path, "from_byte": start, "to_byte": end}
             )
     return chunks
 
@@ -296,7 +297,7 @@ def read_warc_chunk(
     files: SourceFiles,
 ) -> Iterator[Page]:
     """The pages of one WARC chunk, as :func:`etl.warc.read_warc` reads them."""
-    path, start, end = str(chunk["path"]), int(chunk["start"]), chunk.get("end")
+    path, start, end = str(chunk["path"]), int(chunk["from_byte"]), chunk.get("to_byte")
     one = src.model_copy(update={"path": path, "url": None})
     yield from read_warc(
         one,
@@ -323,7 +324,7 @@ def split_items(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-_CHUNK_KEYS = ("chunk", "head", "path", "start", "end", "candidates", "articles")
+_CHUNK_KEYS = ("chunk", "head", "path", "from_byte", "to_byte", "candidates", "articles")
 
 
 def merge_items(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -109,7 +109,7 @@ def warc_file(path: Path, n: int, start: datetime = NINE_O_ONE) -> list[str]:
     records = []
     for i in range(n):
         url = f"{hosts[i % 3]}/news/story-{i}"
-        records.append((url, start + timedelta(seconds=20 * i), "text/html", story(i)))
+        records.append((url, start + timedelta(seconds=20 * i), "text/html", story(1000 + i)))
     write_warc(path, records)
     return [r[0] for r in records]
 
@@ -142,7 +142,7 @@ def test_warc_chunks_cover_every_record_once_at_the_files_offsets(
             whole += [(str(folder / f"{name}.warc.gz"), o, u) for o, u in responses(fh)]
     seen = []
     for c in chunks:
-        with open_range(files, c["path"], c["start"], c["end"]) as stream:
+        with open_range(files, c["path"], c["from_byte"], c["to_byte"]) as stream:
             got = [(c["path"], o, u) for o, u in responses(stream)]
         assert 1 <= len(got) <= size
         seen += got
@@ -162,7 +162,7 @@ def test_warc_chunks_read_ranges_of_an_s3_object(tmp_path: Path, s3_server: Any)
     files = SourceFiles(s3_lake_settings(s3_server, bucket))
     uri = f"s3://{bucket}/in/crawl.warc.gz"
     chunks = plan_warc(SourceConfig(id="crawl", kind="warc", path=uri), files, 2)
-    assert [(c["start"] > 0, c["end"] is None) for c in chunks] == [
+    assert [(c["from_byte"] > 0, c["to_byte"] is None) for c in chunks] == [
         (False, False),
         (True, False),
         (True, True),
@@ -171,7 +171,7 @@ def test_warc_chunks_read_ranges_of_an_s3_object(tmp_path: Path, s3_server: Any)
         whole = responses(fh)
     got = []
     for c in chunks:
-        with open_range(files, uri, c["start"], c["end"]) as stream:
+        with open_range(files, uri, c["from_byte"], c["to_byte"]) as stream:
             got += responses(stream)
     assert got == whole
 
@@ -358,7 +358,8 @@ def test_warc_chunk_items_carry_their_range(tmp_path: Path) -> None:
         ("warc", "0000", str(warc)),
         ("warc", "0001", str(warc)),
     ]
-    assert items[0]["end"] == items[1]["start"] and items[1]["end"] is None
+    assert items[0]["to_byte"] == items[1]["from_byte"] and items[1]["to_byte"] is None
+    assert not {"start", "end"} & {k for i in items for k in i}  # the DAG items' interval
     limited = open_run(
         tmp_path,
         sources_file(
