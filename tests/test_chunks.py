@@ -368,3 +368,44 @@ def test_warc_chunk_items_carry_their_range(tmp_path: Path) -> None:
         ),
     )
     assert "chunks" not in discover_step(limited, "crawl")  # a source-wide limit: one task
+
+
+def test_a_run_killed_between_chunks_and_a_refetch_keep_every_article_once(
+    tmp_path: Path,
+) -> None:
+    a, b = two_sites(3)
+    try:
+        sources = feed_source(tmp_path, a, chunk_size=3)
+        crashed = open_run(tmp_path, sources)
+        items = split_items([discover_step(crashed, "wire")])
+        fetch_step(crashed, items[0])  # host A's chunk archived, then the run dies
+        assert not crashed.lake.exists(directory_key("wire", HOUR9))
+
+        out = run_interval(open_run(tmp_path, sources))  # no directory: discovered again
+
+        assert out["status"] == "complete" and out["articles"] == 6
+        pages = Counter(
+            r.path for s in (a, b) for r in s.requests() if r.path[:3] in ("/a/", "/b/")
+        )
+        assert set(pages.values()) == {1}  # chunk 0000 merged into its zone: A not asked again
+        before = set(out["keys"])
+
+        refetched = run_interval(open_run(tmp_path, sources, refetch=True))
+
+        assert refetched["status"] == "complete" and refetched["articles"] == 6
+        pages = Counter(
+            r.path for s in (a, b) for r in s.requests() if r.path[:3] in ("/a/", "/b/")
+        )
+        assert set(pages.values()) == {2}  # every page fetched again, once
+        run = open_run(tmp_path, sources)
+        raw = run.lake.list(f"raw/dt={HOUR9.dt}/source=wire/")
+        warcs = [k for k in raw if k.endswith(".warc.gz")]
+        assert len(warcs) == 2 and all(".chunk-" in k for k in warcs)  # old zones removed
+        assert set(refetched["keys"]) == before
+        n = len(a.requests()) + len(b.requests())
+        replayed = run_interval(run)
+        assert replayed["sources"][0]["mode"] == "replay" and replayed["articles"] == 6
+        assert len(a.requests()) + len(b.requests()) == n  # replay: no request
+    finally:
+        a.close()
+        b.close()
