@@ -7,8 +7,9 @@ that chunk alone:
 
 * a ``warc`` source by WARC file and, within a file, by byte ranges cut at record boundaries:
   a new chunk starts at the record after every ``chunk_size`` response records
-  (:func:`plan_warc`; the offsets come from one scan of the file's record headers with warcio;
-  a file that is one gzip stream, not a member per record, cannot be cut and is one chunk).
+  (:func:`etl.warcchunks.plan_warc`; the offsets come from one scan of the file's record
+  headers with warcio; a file that is one gzip stream, not a member per record, cannot be cut
+  and is one chunk).
   A chunk reads only its range (a ranged GET on S3) and its ``raw_ref`` offsets are the file's;
 * a listed source (feed, sitemap, URL list) by batches of candidates grouped by registrable
   domain (:func:`plan_candidates`, :func:`etl.urls.site`): sites in name order, packed into
@@ -29,25 +30,17 @@ A source whose candidates fit one chunk is not chunked at all (the zone of old).
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
-
 from etl.config import SourceConfig, SourcesFile
-from etl.errors import EtlError
-from etl.lake import Lake
 from etl.rawzone import read_index, zone_stem
-from etl.records import Interval, Page
-from etl.source_files import SourceFiles, read_errors, source_error
+from etl.records import Interval
 from etl.urls import site
-from etl.warc import read_warc
 
 if TYPE_CHECKING:
     from etl.runner import Run
@@ -56,11 +49,8 @@ __all__ = [
     "chunk_size",
     "directory_key",
     "merge_items",
-    "open_range",
     "part_name",
     "plan_candidates",
-    "plan_warc",
-    "read_warc_chunk",
     "replay_chunks",
     "split_candidates",
     "split_items",
@@ -200,114 +190,6 @@ def write_directories(run: Run, processed: Sequence[dict[str, Any]]) -> None:
             log.info("raw zone %s %s: removed %s", sid, run.interval.id, stale)
 
 
-# -- warc sources -----------------------------------------------------------------------------
-
-
-def plan_warc(src: SourceConfig, files: SourceFiles, size: int) -> list[dict[str, Any]]:
-    """Chunks ``{chunk, path, from_byte, to_byte}`` (``to_byte`` None: to the end of the file; the
-    names keep clear of the interval's ``start``/``end`` in the items) of a WARC
-    source's files: a file is cut before the record that follows every ``size`` response
-    records. Reads every file once (record headers; bodies are skipped)."""
-    chunks: list[dict[str, Any]] = []
-    for path in files.expand(src.path or src.url or ""):
-        starts = _cuts(files, path, size)
-        for start, end in zip(starts, [*starts[1:], None], strict=True):
-            chunks.append(
-                {"chunk": chunk_id(len(chunks)), "path": path, "from_byte": start, "to_byte": end}
-            )
-    return chunks
-
-
-def _cuts(files: SourceFiles, path: str, size: int) -> list[int]:
-    starts = [0]
-    responses = 0
-    try:
-        with files.open(path) as stream:
-            it = ArchiveIterator(stream, no_record_parse=True)
-            for record in it:
-                if responses >= size:
-                    starts.append(it.offset)
-                    responses = 0
-                if record.rec_type == "response":
-                    responses += 1
-    except ArchiveLoadFailed as exc:  # one gzip stream: offsets cannot be sought
-        log.warning("%s: cannot be cut at records (%s): one chunk", path, str(exc).strip()[:80])
-        return [0]
-    except read_errors() as exc:
-        raise source_error(path, "read", exc) from exc
-    return starts
-
-
-class _Range(io.RawIOBase):
-    """Bytes ``[start, start + limit)`` of a stream positioned at ``start``; ``tell`` gives the
-    file's offset, so warcio's record offsets (and ``raw_ref``) are the whole file's."""
-
-    def __init__(self, raw: Any, start: int, limit: int | None) -> None:
-        self._raw, self._pos, self._left = raw, start, limit
-
-    def readable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        want = len(buffer) if self._left is None else min(len(buffer), self._left)
-        if want <= 0:
-            return 0
-        data = self._raw.read(want)
-        n = len(data)
-        buffer[:n] = data
-        self._pos += n
-        if self._left is not None:
-            self._left -= n
-        return n
-
-    def close(self) -> None:
-        try:
-            self._raw.close()
-        finally:
-            super().close()
-
-
-def open_range(files: SourceFiles, path: str, start: int, end: int | None) -> IO[bytes]:
-    """A stream of bytes ``[start, end)`` of a local file or ``s3://`` object (a ranged GET)."""
-    limit = None if end is None else end - start
-    if path.startswith("s3://"):
-        bucket, _, key = path[len("s3://") :].partition("/")
-        span = f"bytes={start}-{'' if end is None else end - 1}"
-        try:
-            body = files.client(path).get_object(Bucket=bucket, Key=key, Range=span)["Body"]
-        except EtlError:
-            raise
-        except Exception as exc:
-            raise source_error(path, "get", exc) from exc
-        return _Range(body, start, limit)  # type: ignore[return-value]
-    fh = files.open(path)
-    fh.seek(start)
-    return _Range(fh, start, limit)  # type: ignore[return-value]
-
-
-def read_warc_chunk(
-    src: SourceConfig,
-    interval: Interval,
-    chunk: dict[str, Any],
-    *,
-    seen: frozenset[str],
-    files: SourceFiles,
-) -> Iterator[Page]:
-    """The pages of one WARC chunk, as :func:`etl.warc.read_warc` reads them."""
-    path, start, end = str(chunk["path"]), int(chunk["from_byte"]), chunk.get("to_byte")
-    one = src.model_copy(update={"path": path, "url": None})
-    yield from read_warc(
-        one,
-        interval,
-        seen=seen,
-        files=files,
-        opener=lambda p: open_range(files, p, start, None if end is None else int(end)),
-    )
-
-
 # -- items --------------------------------------------------------------------------------------
 
 
@@ -365,9 +247,3 @@ def merge_items(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         merged["chunks"] = len(parts)
         out.append(merged)
     return out
-
-
-def chunk_lake_keys(lake: Lake, source_id: str, interval: Interval) -> list[str]:
-    """Every chunk index key of a source's interval (for tests and tools)."""
-    stem = zone_stem(source_id, interval)
-    return [k for k in lake.list(stem + ".chunk-") if k.endswith(".pages.jsonl")]

@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from etl.chunks import chunk_size, plan_warc, replay_chunks, split_candidates
+from etl.chunks import chunk_size, replay_chunks, split_candidates
 from etl.config import SourceConfig
 from etl.errors import EtlError, SourceError
 from etl.fetch import Fetcher, FetchLog, FetchPolicy, validators_from_json, validators_to_json
@@ -27,6 +27,7 @@ from etl.source_files import SourceFiles
 from etl.sources import discover
 from etl.store import seen_ids, write_table
 from etl.warc import WarcArchive, raw_loader
+from etl.warcchunks import plan_warc
 from etl.workdir import workdir
 
 if TYPE_CHECKING:

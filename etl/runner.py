@@ -36,7 +36,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.chunks import merge_items, part_name, read_warc_chunk, split_items, write_directories
+from etl.chunks import merge_items, part_name, split_items, write_directories
 from etl.config import Settings, SourceConfig, SourcesFile, load_sources
 from etl.deadline import http_client
 from etl.discoverstep import discover_step, read_jsonl, seen_for
@@ -55,6 +55,7 @@ from etl.schema import ARTICLE_VERSION, article_schema, fetch_log_schema
 from etl.source_files import SourceFiles
 from etl.store import SeenRecheck, read_manifest, read_table, seen_ids, write_table
 from etl.warc import raw_loader, read_warc
+from etl.warcchunks import read_warc_chunk
 
 __all__ = [
     "Run",

@@ -31,14 +31,7 @@ from test_runner import (
 from test_warc import s3_lake_settings
 from warcio.archiveiterator import ArchiveIterator
 
-from etl.chunks import (
-    directory_key,
-    open_range,
-    plan_candidates,
-    plan_warc,
-    site_key,
-    split_items,
-)
+from etl.chunks import directory_key, plan_candidates, site_key, split_items
 from etl.config import SourceConfig
 from etl.rawzone import index_key, read_index
 from etl.runner import (
@@ -50,6 +43,7 @@ from etl.runner import (
     validate_step,
 )
 from etl.source_files import SourceFiles
+from etl.warcchunks import open_range, plan_warc
 
 WORDS = [
     "harbour", "council", "ferry", "library", "storm", "bridge", "market", "school", "river",
