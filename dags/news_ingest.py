@@ -5,10 +5,11 @@ Each run owns one real hour, `[data_interval_start, data_interval_end)` (a
 `CronDataIntervalTimetable`, not Airflow 3's zero-length default), and writes that interval of
 the lake exactly once, however often it is retried, rerun or backfilled.
 
-`plan` (read and validate the sources) → `discover` (mapped per source) → `fetch` (mapped per
-source, in the `news_http` pool) → `process` (mapped: extract, clean, normalize to staging
-Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gate; emits the
-`news_articles` asset for downstream DAGs).
+`plan` (read and validate the sources) → `discover` (mapped per source) → `split` (one item
+per chunk of a source with a `chunk_size`, see etl/runner/chunks.py; one per other source) → `fetch`
+(mapped per chunk, in the `news_http` pool) → `process` (mapped: extract, clean, normalize to
+staging Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gate; emits
+the `news_articles` asset for downstream DAGs).
 
 * **Backfills**: `airflow backfill create --dag-id news_ingest --from-date … --to-date …`.
   An interval whose raw WARC archive exists is *replayed* with the current rules (no network);
@@ -273,6 +274,13 @@ def news_ingest() -> None:
         found: DiscoverItem = {**item, **result}
         return _retry_unless_last(found, context)
 
+    @task
+    def split(found: list[DiscoverItem]) -> list[DiscoverItem]:
+        """One item per chunk of a large source (etl.runner.chunks), one per other source."""
+        from etl.runner import split_items
+
+        return split_items(list(found[:]))
+
     @task(pool="news_http", multiple_outputs=False)
     def fetch(item: DiscoverItem, **context: Any) -> FetchItem:
         from etl.runner import fetch_step
@@ -317,10 +325,8 @@ def news_ingest() -> None:
 
     # .expand() gives an XComArg that resolves to the list of mapped results at run time; the
     # airflow_mypy outputs plugin types a task's call (``plan()``), not .expand(): hence the cast.
-    processed = cast(
-        "list[ProcessItem]",
-        process.expand(item=fetch.expand(item=discover.expand(item=plan()))),
-    )
+    found = cast("list[DiscoverItem]", discover.expand(item=plan()))
+    processed = cast("list[ProcessItem]", process.expand(item=fetch.expand(item=split(found))))
     validate(publish(processed))
 
 

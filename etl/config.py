@@ -298,6 +298,9 @@ class SourceConfig(BaseModel):
     lookback_hours: Annotated[float, Field(ge=0)] = 24.0
     conditional_get: bool = True
     max_sitemaps: Annotated[int, Field(ge=1, le=10_000)] = 100
+    # work division (etl.chunks): candidates, or WARC response records, per mapped chunk;
+    # None: the sources file's `chunk_size` (None there too: one task for the whole source)
+    chunk_size: Annotated[int, Field(ge=1)] | None = None
 
     _ua = field_validator("user_agent")(_check_user_agent)
     _patterns = field_validator("include", "exclude")(_check_patterns)
@@ -372,6 +375,7 @@ class SourcesFile(BaseModel):
     user_agent: str = DEFAULT_USER_AGENT
     fetch: FetchOptions = FetchOptions()
     quality: QualityOptions | None = None  # None: the settings' defaults
+    chunk_size: Annotated[int, Field(ge=1)] | None = None  # default of every source's chunk_size
 
     _ua = field_validator("user_agent")(_check_user_agent)
 

@@ -32,9 +32,11 @@ if TYPE_CHECKING:
     from etl.lake.layout import manifest_key as manifest_key
     from etl.lake.layout import pointer_key as pointer_key
     from etl.lake.layout import quarantine_prefix as quarantine_prefix
+    from etl.lake.layout import raw_chunks_key as raw_chunks_key
     from etl.lake.layout import raw_index_key as raw_index_key
     from etl.lake.layout import raw_key as raw_key
     from etl.lake.layout import raw_log_key as raw_log_key
+    from etl.lake.layout import raw_zone as raw_zone
     from etl.lake.layout import staging_key as staging_key
     from etl.lake.layout import staging_prefix as staging_prefix
     from etl.lake.layout import validators_key as validators_key
@@ -94,9 +96,11 @@ __all__, __getattr__, __dir__ = surface(
             "manifest_key",
             "pointer_key",
             "quarantine_prefix",
+            "raw_chunks_key",
             "raw_index_key",
             "raw_key",
             "raw_log_key",
+            "raw_zone",
             "staging_key",
             "staging_prefix",
             "validators_key",

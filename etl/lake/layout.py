@@ -5,7 +5,8 @@ Published (readers' contract)::
     articles/dt=D/<interval>-NNN.parquet      article shards (group compact-G: compacted)
     fetch_log/dt=D/<interval>.parquet         one row per URL tried
     raw/dt=D/source=S/<interval>.warc.gz      raw archive (+ .pages.jsonl index, .fetch_log.parquet,
-                                              .<attempt>.warc.gz of a resumed attempt)
+                                              .<attempt>.warc.gz of a resumed attempt; a chunked
+                                              source: .chunk-<id>.* zones and .chunks.json)
     _runs/<interval>.json                     the manifest: the interval's one switch
 
 Internal: ``_index/dt=D/<group>.parquet`` (key columns per article group), ``_compact/dt=D.json``
@@ -39,9 +40,11 @@ __all__ = [
     "manifest_key",
     "pointer_key",
     "quarantine_prefix",
+    "raw_chunks_key",
     "raw_index_key",
     "raw_key",
     "raw_log_key",
+    "raw_zone",
     "staging_key",
     "staging_prefix",
     "validators_key",
@@ -74,14 +77,26 @@ def manifest_key(interval_id: str) -> str:
     return f"_runs/{interval_id}.json"
 
 
-def raw_key(source_id: str, interval: Interval) -> str:
-    """Lake key of the raw archive of ``source_id`` for ``interval``."""
-    return f"raw/dt={interval.dt}/source={source_id}/{interval.id}.warc.gz"
+def raw_zone(source_id: str, interval: Interval, chunk: str | None = None) -> str:
+    """The stem every key of a source's raw zone starts with: ``raw/dt=D/source=S/<interval>``,
+    or ``….chunk-<id>`` for the zone of one chunk of a chunked source (etl.runner.chunks)."""
+    stem = f"raw/dt={interval.dt}/source={source_id}/{interval.id}"
+    return f"{stem}.chunk-{chunk}" if chunk else stem
 
 
-def raw_index_key(source_id: str, interval: Interval) -> str:
+def raw_key(source_id: str, interval: Interval, chunk: str | None = None) -> str:
+    """Lake key of the raw archive of ``source_id`` (or one ``chunk`` of it) for ``interval``."""
+    return raw_zone(source_id, interval, chunk) + ".warc.gz"
+
+
+def raw_index_key(source_id: str, interval: Interval, chunk: str | None = None) -> str:
     """The raw zone's page index of a source's interval (the switch naming its WARC)."""
-    return raw_key(source_id, interval).removesuffix(".warc.gz") + ".pages.jsonl"
+    return raw_zone(source_id, interval, chunk) + ".pages.jsonl"
+
+
+def raw_chunks_key(source_id: str, interval: Interval) -> str:
+    """A chunked source's list of chunk zones (written by publish: the switch naming them)."""
+    return raw_zone(source_id, interval) + ".chunks.json"
 
 
 def raw_log_key(warc_key: str) -> str:
@@ -89,9 +104,11 @@ def raw_log_key(warc_key: str) -> str:
     return warc_key.removesuffix(".warc.gz") + ".fetch_log.parquet"
 
 
-def attempt_warc_key(source_id: str, interval: Interval, attempt: str) -> str:
+def attempt_warc_key(
+    source_id: str, interval: Interval, attempt: str, chunk: str | None = None
+) -> str:
     """The WARC of one attempt's resumed fetches (merged into the raw zone by its index)."""
-    return raw_key(source_id, interval).removesuffix(".warc.gz") + f".{attempt}.warc.gz"
+    return raw_zone(source_id, interval, chunk) + f".{attempt}.warc.gz"
 
 
 def index_prefix(dt: str) -> str:

@@ -12,12 +12,12 @@ import logging
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 
 from etl.config import SourceConfig
-from etl.discover import SourceFiles, discover
+from etl.discover import SourceFiles, discover, plan_warc
 from etl.errors import ErrorKind, EtlError, SourceError
 from etl.fetch import (
     Fetcher,
@@ -29,8 +29,9 @@ from etl.fetch import (
     validators_to_json,
 )
 from etl.lake import Lake, seen_ids, update_json_object, validators_key, write_table
+from etl.runner.chunks import chunk_size, replay_chunks, split_candidates
 from etl.runner.rawzone import read_index
-from etl.runner.results import Discovered
+from etl.runner.results import Chunk, Discovered, Mode
 from etl.schema import fetch_log_schema
 from etl.workdir import workdir
 
@@ -76,7 +77,15 @@ def discover_step(run: Run, source_id: str) -> Discovered:
         "mode": "fetch",
     }
     if src.kind == "warc":
-        return {**out, "mode": "warc"}
+        warc: Discovered = {**out, "mode": "warc"}
+        if parts := warc_chunks(run, src):
+            warc["chunks"] = parts
+        return warc
+    chunked = replay_chunks(run, source_id)  # a chunked archive: its chunks replay or resume
+    if chunked is not None:
+        mode: Mode = "resume" if any(c.get("mode") == "resume" for c in chunked) else "replay"
+        log.info("source %s %s: chunked raw archive, %s", source_id, run.interval.id, mode)
+        return {**out, "mode": mode, "count": 0, "chunks": chunked}
     existing = read_index(run.lake, source_id, run.interval, lenient=run.refetch)
     if existing is not None and (not run.refetch or existing.attempt == run.attempt):
         waiting = existing.retry
@@ -144,9 +153,25 @@ def discover_step(run: Run, source_id: str) -> Discovered:
     )
     _put_log(run, run.staging("fetch_log", f"{source_id}-discover.parquet"), rows)
     key = run.staging("candidates", f"{source_id}.jsonl")
-    run.lake.put_bytes(key, _jsonl([asdict(c) for c in candidates]))
+    listed = [asdict(c) for c in candidates]
+    run.lake.put_bytes(key, _jsonl(listed))
     log.info("source %s %s: %d candidates", source_id, run.interval.id, len(candidates))
-    return {**out, "mode": "fetch", "candidates": key, "count": len(candidates)}
+    chunks = split_candidates(run, source_id, listed)  # None: one task for the source
+    found: Discovered = {**out, "mode": "fetch", "candidates": key, "count": len(candidates)}
+    if chunks:
+        found["chunks"] = chunks
+    return found
+
+
+def warc_chunks(run: Run, src: SourceConfig) -> list[Chunk]:
+    """The chunks of a chunked WARC source (two at least), else ``[]``. ``max_articles`` is a
+    limit over the whole source: such a source is not chunked."""
+    size = chunk_size(run.sources, src)
+    if size is None or src.max_articles is not None:
+        return []
+    chunks = plan_warc(src, SourceFiles(run.settings.lake_settings), size)
+    log.info("warc source %s %s: %d chunks", src.id, run.interval.id, len(chunks))
+    return [cast("Chunk", c) for c in chunks] if len(chunks) > 1 else []
 
 
 def _source_row(src: SourceConfig, error: EtlError) -> FetchLog:

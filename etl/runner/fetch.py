@@ -101,17 +101,20 @@ def _remember_robots(fetcher: Fetcher, rows: list[FetchLog], warc: bytes) -> Non
 def fetch_into_raw(run: Run, discovered: Discovered, staged: list[Candidate]) -> Fetched:
     """The raw zone of ``discovered['source']`` after this step (see the module docstring)."""
     sid, mode = discovered["source"], discovered["mode"]
+    # a chunk of a source (etl.chunks) has a zone of its own; only the head chunk archives the
+    # source's listings
+    chunk, head_chunk = discovered.get("chunk"), discovered.get("head", True)
     lake, interval = run.lake, run.interval
     budget = run.sources.fetch.max_attempts_across_runs
-    old = read_index(lake, sid, interval, lenient=run.refetch)
+    old = read_index(lake, sid, interval, lenient=run.refetch, chunk=chunk)
     fresh = old is None or (run.refetch and old.attempt != run.attempt)
     base = None if fresh else old
     if base is not None:
         warc_key = base.warc
     elif old is None:
-        warc_key = raw_key(sid, interval)
+        warc_key = raw_key(sid, interval, chunk)
     else:  # a refetch: a new key, so the old index stays right until the new one replaces it
-        warc_key = attempt_warc_key(sid, interval, run.attempt)
+        warc_key = attempt_warc_key(sid, interval, run.attempt, chunk)
     prior = {p.url: p for p in base.pending} if base else {}
     known = {str(p["url"]) for p in base.pages} if base else set()
     base_rows = read_log(lake, base) if base else []
@@ -127,7 +130,7 @@ def fetch_into_raw(run: Run, discovered: Discovered, staged: list[Candidate]) ->
     head_log = run.staging("fetch_log", f"{sid}-discover.parquet")
     # an earlier try of this very attempt committed already: its listings are in the archive
     again = base is not None and base.attempt == run.attempt
-    listed = mode in ("fetch", "failed") and not again
+    listed = mode in ("fetch", "failed") and not again and head_chunk
     head = lake.get_bytes(head_key) if listed and lake.exists(head_key) else b""
     discover_rows: list[FetchLog] = []
     if listed and lake.exists(head_log):
@@ -237,8 +240,9 @@ def fetch_into_raw(run: Run, discovered: Discovered, staged: list[Candidate]) ->
             pages=old_pages + [p for p in pages if str(p["url"]) not in seen_pages],
             pending=pending,
         )
-        commit(lake, sid, interval, index, warc=final, rows=rows, old=old)
-    lake.delete([k for k in (head_key, head_log) if lake.exists(k)])
+        commit(lake, sid, interval, index, warc=final, rows=rows, old=old, chunk=chunk)
+    if head_chunk:
+        lake.delete([k for k in (head_key, head_log) if lake.exists(k)])
     waiting = index.retry
     if waiting:
         log.warning(

@@ -30,6 +30,7 @@ from etl.lake import (
     interval_lease,
     new_holder,
 )
+from etl.runner.chunks import merge_items, part_name, split_items
 from etl.runner.discover import discover_step, read_jsonl
 from etl.runner.fetch import candidate_of, fetch_into_raw
 from etl.runner.process import process_step
@@ -37,7 +38,7 @@ from etl.runner.publish import publish_step, validate_step
 from etl.runner.results import Discovered, Fetched, IntervalResult, Processed
 from etl.runner.run import Run, plan
 
-__all__ = ["fetch_step", "raise_if_incomplete", "run_interval", "source_steps"]
+__all__ = ["fetch_step", "raise_if_incomplete", "run_interval", "source_items", "source_steps"]
 
 log = logging.getLogger("etl.runner.interval")
 
@@ -74,28 +75,51 @@ def raise_if_incomplete(result: Mapping[str, Any]) -> None:
 def source_steps(
     run: Run, source_id: str, on_step: Callable[[str], None] | None = None
 ) -> Processed:
-    """discover → fetch → process for one source; an error of this source is its result
-    (mode ``error``), never the end of the run."""
+    """discover → fetch → process for one source (its chunks merged into one result); an error
+    of this source is its result (mode ``error``), never the end of the run."""
+    return merge_items(source_items(run, source_id, on_step))[0]
+
+
+def source_items(
+    run: Run, source_id: str, on_step: Callable[[str], None] | None = None
+) -> list[Processed]:
+    """discover → fetch → process for one source, chunk after chunk (etl.runner.chunks): one
+    result per chunk (one for an unchunked source); an error is the result of its chunk (mode
+    ``error``), never the end of the run."""
     step = on_step or (lambda _name: None)
     try:
         step(f"discover {source_id}")
-        found = discover_step(run, source_id)
-        step(f"fetch {source_id}")
-        fetched = fetch_step(run, found)
-        step(f"process {source_id}")
-        return process_step(run, fetched)
+        items = split_items([discover_step(run, source_id)])
     except EtlError as exc:
-        log.error("source %s %s: %s", source_id, run.interval.id, exc)
-        return {
-            "source": source_id,
-            "interval": run.interval.id,
-            "attempt": run.attempt,
-            "mode": "error",
-            "error": str(exc),
-            "transient": exc.transient,
-            "rows": 0,
-            "failed": 0,
-        }
+        return [_error_item(run, source_id, None, exc)]
+    results: list[Processed] = []
+    for item in items:
+        name = part_name(item)
+        try:
+            step(f"fetch {name}")
+            fetched = fetch_step(run, item)
+            step(f"process {name}")
+            results.append(process_step(run, fetched))
+        except EtlError as exc:
+            results.append(_error_item(run, source_id, item.get("chunk"), exc))
+    return results
+
+
+def _error_item(run: Run, source_id: str, chunk: str | None, exc: EtlError) -> Processed:
+    item: Processed = {
+        "source": source_id,
+        "interval": run.interval.id,
+        "attempt": run.attempt,
+        "mode": "error",
+        "error": str(exc),
+        "transient": exc.transient,
+        "rows": 0,
+        "failed": 0,
+    }
+    if chunk:
+        item["chunk"] = chunk
+    log.error("source %s %s: %s", part_name(item), run.interval.id, exc)
+    return item
 
 
 def run_interval(
@@ -109,8 +133,9 @@ def run_interval(
     with interval_lease(
         run.lake, run.interval.id, holder=holder, settings=run.settings.lease, attempt=run.attempt
     ):
-        processed = [source_steps(run, source_id, on_step=step) for source_id in plan(run)]
+        processed = [i for sid in plan(run) for i in source_items(run, sid, on_step=step)]
         step("publish")
         published = publish_step(run, processed)
         step("validate")
-        return {**published, "quality": validate_step(run), "sources": processed}
+        sources = merge_items(processed)
+        return {**published, "quality": validate_step(run), "sources": sources}

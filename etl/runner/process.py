@@ -13,12 +13,13 @@ import pyarrow.parquet as pq
 
 from etl.article import process_pages, rules_for
 from etl.config import SourceConfig
-from etl.discover import SourceFiles, read_warc
+from etl.discover import SourceFiles, read_warc, read_warc_chunk
 from etl.fetch import raw_loader
 from etl.lake import (
     write_table,
 )
 from etl.records import Article, Failure, Hints, Page
+from etl.runner.chunks import part_name
 from etl.runner.discover import seen_for
 from etl.runner.ingestion import failure_log
 from etl.runner.rawzone import read_index
@@ -32,12 +33,16 @@ __all__ = ["process_step"]
 log = logging.getLogger("etl.runner.process")
 
 
-def _pages(run: Run, src: SourceConfig, mode: str) -> Iterator[Page]:
+def _pages(run: Run, src: SourceConfig, item: Fetched) -> Iterator[Page]:
+    mode, chunk = item["mode"], item.get("chunk")
     if mode == "warc":
         files = SourceFiles(run.settings.lake_settings)  # s3:// input: the lake's S3 settings
+        if chunk is not None:  # one byte range of one file (etl.runner.chunks)
+            yield from read_warc_chunk(src, run.interval, item, seen=seen_for(run), files=files)
+            return
         yield from read_warc(src, run.interval, seen=seen_for(run), files=files)
         return
-    index = read_index(run.lake, src.id, run.interval)
+    index = read_index(run.lake, src.id, run.interval, chunk=chunk)
     if index is None or not index.pages:
         return
     raw = run.lake.get_bytes(index.warc)  # one download per source
@@ -60,7 +65,7 @@ def process_step(run: Run, fetched: Fetched) -> Processed:
 
     def articles() -> Iterator[Article]:
         for r in process_pages(
-            _pages(run, src, fetched["mode"]), run.settings, workers=run.settings.workers
+            _pages(run, src, fetched), run.settings, workers=run.settings.workers
         ):
             if isinstance(r, Failure):
                 failures.append(r)
@@ -68,7 +73,7 @@ def process_step(run: Run, fetched: Fetched) -> Processed:
                 hits.update(x.rule for x in r.cleaned.removed)
                 yield r
 
-    key = run.staging("articles", f"{src.id}.parquet")
+    key = run.staging("articles", f"{part_name(fetched)}.parquet")
     rows = 0
     version = rules_for(run.settings, src.rules).version
     with workdir("process") as tmp:
@@ -78,7 +83,7 @@ def process_step(run: Run, fetched: Fetched) -> Processed:
                 writer.write_batch(batch)
                 rows += batch.num_rows
         run.lake.put_file(key, path)
-    log_key = run.staging("fetch_log", f"{src.id}-process.parquet")
+    log_key = run.staging("fetch_log", f"{part_name(fetched)}-process.parquet")
     if failures:
         write_table(run.lake, log_key, failure_log(failures, source_id=src.id, dt=run.interval.dt))
     return {

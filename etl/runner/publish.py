@@ -20,6 +20,7 @@ from etl.lake import (
     read_table,
     seen_ids,
 )
+from etl.runner.chunks import merge_items, part_name, write_directories
 from etl.runner.rawzone import read_index, read_log
 from etl.runner.results import Processed, Published, Validated
 from etl.runner.run import Run
@@ -46,7 +47,7 @@ def _raw_state(
         sid = p["source"]
         broken = p.get("mode") == "error"  # its index may be what failed
         index = (
-            read_index(run.lake, sid, run.interval, lenient=broken)
+            read_index(run.lake, sid, run.interval, lenient=broken, chunk=p.get("chunk"))
             if p.get("mode") != "warc"
             else None
         )
@@ -62,7 +63,7 @@ def _raw_state(
             tables.append(
                 pa.Table.from_pylist([r.as_row(dt) for r in rows], schema=fetch_log_schema())
             )
-        key = run.staging("fetch_log", f"{sid}-process.parquet")
+        key = run.staging("fetch_log", f"{part_name(p)}-process.parquet")
         if p.get("mode") != "error" and run.lake.exists(key):
             tables.append(read_table(run.lake, key, schema=fetch_log_schema()))
     return tables, pending, failed
@@ -77,6 +78,7 @@ def publish_step(run: Run, processed: list[Processed]) -> Published:
     """
     from etl.lake import manifest_extra, publish
 
+    write_directories(run, processed)  # chunked sources: the switch naming their chunk zones
     seen = seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval)
     mine = run.staging() + "/"
     staged = [p["articles"] for p in processed if str(p.get("articles") or "").startswith(mine)]
@@ -94,7 +96,10 @@ def publish_step(run: Run, processed: list[Processed]) -> Published:
     for p in processed:
         hits.update(p.get("rule_hits") or {})
     extra = manifest_extra(
-        {p["source"]: {k: v for k, v in p.items() if k not in _NOT_FIGURES} for p in processed},
+        {
+            p["source"]: {k: v for k, v in p.items() if k not in _NOT_FIGURES}
+            for p in merge_items(processed)
+        },
         hits,
         rules_versions=[str(p["rules_version"]) for p in processed if p.get("rules_version")],
         urls_tried=fetch_log.num_rows,

@@ -31,7 +31,15 @@ import pyarrow as pa
 
 from etl.errors import TRANSIENT_KINDS, StoreError
 from etl.fetch import FetchLog
-from etl.lake import Lake, raw_index_key, raw_key, raw_log_key, read_table, write_table
+from etl.lake import (
+    Lake,
+    raw_index_key,
+    raw_key,
+    raw_log_key,
+    raw_zone,
+    read_table,
+    write_table,
+)
 from etl.records import Interval
 from etl.schema import fetch_log_schema
 
@@ -121,8 +129,10 @@ class RawIndex:
         ).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes, source_id: str, interval: Interval) -> RawIndex:
-        warc = raw_key(source_id, interval)  # an index from before the header line
+    def from_bytes(
+        cls, data: bytes, source_id: str, interval: Interval, chunk: str | None = None
+    ) -> RawIndex:
+        warc = raw_key(source_id, interval, chunk)  # an index from before the header line
         index = cls(warc, raw_log_key(warc))
         for line in data.decode("utf-8").splitlines():
             if not line.strip():
@@ -145,20 +155,26 @@ class RawIndex:
 
 
 def read_index(
-    lake: Lake, source_id: str, interval: Interval, *, lenient: bool = False
+    lake: Lake,
+    source_id: str,
+    interval: Interval,
+    *,
+    lenient: bool = False,
+    chunk: str | None = None,
 ) -> RawIndex | None:
-    """The index, ``None`` if there is none (or, ``lenient``, if it cannot be read)."""
-    key = raw_index_key(source_id, interval)
+    """The index (of one ``chunk``'s zone, when given), ``None`` if there is none (or,
+    ``lenient``, if it cannot be read)."""
+    key = raw_index_key(source_id, interval, chunk)
     if not lake.exists(key):
         return None
     if lenient:
         try:
-            return read_index(lake, source_id, interval)
+            return read_index(lake, source_id, interval, chunk=chunk)
         except StoreError as exc:
             log.warning("%s; rebuilding it", exc)
             return None
     try:
-        return RawIndex.from_bytes(lake.get_bytes(key), source_id, interval)
+        return RawIndex.from_bytes(lake.get_bytes(key), source_id, interval, chunk)
     except (ValueError, TypeError, KeyError) as exc:  # JSON errors are ValueErrors
         raise StoreError(key, f"unreadable raw index ({exc}): --refetch rebuilds it") from None
 
@@ -180,17 +196,21 @@ def commit(
     warc: Path,
     rows: list[FetchLog],
     old: RawIndex | None,
+    chunk: str | None = None,
 ) -> None:
-    """Write the WARC, then the fetch log, then the index (the switch); then drop old keys."""
+    """Write the WARC, then the fetch log, then the index (the switch); then drop old keys.
+
+    Without ``chunk`` the old keys are everything under ``<interval>.`` (chunk zones an earlier
+    chunked run left included); with it, those of that chunk's zone only."""
     lake.put_file(index.warc, warc)
     if index.fetch_log is not None:
         table = pa.Table.from_pylist(
             [r.as_row(interval.dt) for r in rows], schema=fetch_log_schema()
         )
         write_table(lake, index.fetch_log, table)
-    lake.put_bytes(raw_index_key(source_id, interval), index.to_bytes())
-    keep = {index.warc, index.fetch_log, raw_index_key(source_id, interval)}
-    stem = raw_key(source_id, interval).removesuffix(".warc.gz")
+    lake.put_bytes(raw_index_key(source_id, interval, chunk), index.to_bytes())
+    keep = {index.warc, index.fetch_log, raw_index_key(source_id, interval, chunk)}
+    stem = raw_zone(source_id, interval, chunk)
     stale = [k for k in lake.list(stem + ".") if k not in keep]
     if old is not None:
         stale += [k for k in (old.warc, old.fetch_log) if k and k not in keep and k not in stale]

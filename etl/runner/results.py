@@ -11,6 +11,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 from etl.errors import ErrorKind
 
 __all__ = [
+    "Chunk",
     "Discovered",
     "Fetched",
     "IntervalResult",
@@ -28,8 +29,23 @@ URLs, read WARC files; ``failed``: its discovery failed; ``error``: a step raise
 Status = Literal["complete", "incomplete"]
 
 
+class Chunk(TypedDict, total=False):
+    """One chunk of a chunked source (etl.runner.chunks): its id and what it covers, merged into
+    the source's item to make the chunk's own item (one mapped task)."""
+
+    chunk: str  # 0000, 0001, ...
+    head: bool  # the chunk that archives the source's listings
+    path: str  # a WARC chunk: its file and byte range (to_byte None: to the end)
+    from_byte: int
+    to_byte: int | None
+    mode: Mode
+    count: int
+    candidates: str  # a listed chunk: its staged candidates
+
+
 class Discovered(TypedDict):
-    """``discover_step``: a source's candidates (a staged key) or its mode for this attempt."""
+    """``discover_step``: a source's candidates (a staged key) or its mode for this attempt.
+    A chunked source lists its ``chunks``; a chunk's item carries the :class:`Chunk` keys."""
 
     source: str
     interval: str
@@ -41,6 +57,13 @@ class Discovered(TypedDict):
     kind: NotRequired[ErrorKind]
     transient: NotRequired[bool]
     listing: NotRequired[str | None]
+    chunks: NotRequired[list[Chunk]]
+    chunk: NotRequired[str]
+    head: NotRequired[bool]
+    path: NotRequired[str]
+    from_byte: NotRequired[int]
+    to_byte: NotRequired[int | None]
+    chunk_count: NotRequired[int]  # a chunked source's results merged (merge_items): how many
 
 
 class Fetched(Discovered, total=False):

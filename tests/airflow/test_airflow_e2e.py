@@ -95,7 +95,7 @@ def test_dags_test_publishes_the_seeds_site_to_s3_through_the_news_lake_connecti
 
     first = airflow_local.dags_test(env, when, log=tmp_path / "first.log", timeout=300)
     assert first.ok, first.tail()
-    assert len(first.tasks) == 12  # plan, 3 x (discover, fetch, process), publish, validate
+    assert len(first.tasks) == 13  # plan, 3 discover, split, 3 fetch, 3 process, publish, validate
 
     client = s3_server.client()
     objects = _objects(client, bucket, "lake/")

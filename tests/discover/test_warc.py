@@ -23,6 +23,7 @@ from etl.records import Interval
 from etl.urls import article_id
 from tests.support.fetch_helpers import warc_records
 from tests.support.sites import Response, Site
+from tests.support.warc_sites import s3_lake_settings
 
 INTERVAL = Interval(datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC))
 IN = datetime(2026, 1, 5, 10, 30, tzinfo=UTC)
@@ -206,19 +207,6 @@ def no_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
     assert boto3.session.Session().get_credentials() is None
-
-
-def s3_lake_settings(s3_server: Any, bucket: str) -> LakeSettings:
-    from tests.support.s3_server import CREDENTIALS, REGION
-
-    return LakeSettings(
-        uri=f"s3://{bucket}/lake",
-        endpoint_url=s3_server.endpoint,
-        region=REGION,
-        path_style=True,
-        access_key_id=CREDENTIALS["aws_access_key_id"],
-        secret_access_key=CREDENTIALS["aws_secret_access_key"],
-    )
 
 
 def test_read_warc_lists_an_s3_prefix_and_a_glob_with_the_lakes_settings(

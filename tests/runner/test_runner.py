@@ -7,19 +7,15 @@ What the server saw (its request log) is the reference for "every URL tried" and
 
 from __future__ import annotations
 
-import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from warcio.statusandheaders import StatusAndHeaders
-from warcio.warcwriter import WARCWriter
 
 from etl.config import QualitySettings
 from etl.errors import EtlError, QualityError
@@ -54,6 +50,7 @@ from tests.support.runner_helpers import (
     warc_records,
 )
 from tests.support.sites import Response, Site, static_site
+from tests.support.warc_sites import write_warc
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds" / "site"
@@ -417,36 +414,6 @@ def test_a_listing_failing_with_503_leaves_the_interval_incomplete_until_it_answ
 
 
 # -- a warc source -------------------------------------------------------------------------------
-
-
-def write_warc(path: Path, records: list[tuple[str, datetime, str, bytes]]) -> None:
-    """A gzipped WARC of request + response records ``(url, date, content type, body)``."""
-    with path.open("wb") as fh:
-        writer = WARCWriter(fh, gzip=True)
-        for url, when, ctype, body in records:
-            date = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-            target = "/" + url.split("/", 3)[3]
-            req = writer.create_warc_record(
-                url,
-                "request",
-                payload=io.BytesIO(b""),
-                length=0,
-                http_headers=StatusAndHeaders(
-                    f"GET {target} HTTP/1.1", [("Host", "x")], is_http_request=True
-                ),
-                warc_headers_dict={"WARC-Date": date},
-            )
-            writer.write_record(req)
-            headers = [("Content-Type", ctype), ("Content-Length", str(len(body)))]
-            resp = writer.create_warc_record(
-                url,
-                "response",
-                payload=io.BytesIO(body),
-                length=len(body),
-                http_headers=StatusAndHeaders("200 OK", headers, protocol="HTTP/1.1"),
-                warc_headers_dict={"WARC-Date": date},
-            )
-            writer.write_record(resp)
 
 
 def test_warc_source_publishes_only_in_interval_records_of_allowed_domains(tmp_path: Path) -> None:
