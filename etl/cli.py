@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from etl.errors import EtlError
 from etl.records import Article, Failure, Interval
 
 if TYPE_CHECKING:  # commands import what they use in their bodies: --help loads no pipeline
+    from rich.progress import Progress
+
     from etl.article import LocalPage
 
 log = logging.getLogger("etl.cli")
@@ -29,6 +30,7 @@ log = logging.getLogger("etl.cli")
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    pretty_exceptions_enable=False,  # errors are one line (EtlError); rich.traceback costs 50 ms
     help="newsetl: news pages in, clean schema-checked Parquet out.",
 )
 err = Console(stderr=True, soft_wrap=True)  # messages name paths and URLs: never wrap them
@@ -48,6 +50,14 @@ WorkersOpt = Annotated[
 
 
 def _progress(total: int | None, label: str) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),

@@ -257,6 +257,7 @@ def test_the_cli_loads_no_heavy_library_before_a_command_runs() -> None:
     assert "Usage" in done.stdout
     assert sorted(lib for lib in HEAVY if lib in loaded) == []
     assert "etl.runner" not in loaded and "etl.article.process" not in loaded
+    assert "rich.progress" not in loaded  # progress bars: only the commands that show one
     # and a command does load what it needs
     probe = "import sys; import etl.cli\nfrom etl.runner import run_interval\n"
     probe += "print('pyarrow' in sys.modules, 'httpx' in sys.modules)"
