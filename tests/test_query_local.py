@@ -87,12 +87,16 @@ def test_v2_columns_no_file_has_are_typed_nulls(tmp_path: Path) -> None:
     ]
 
 
-def test_a_lake_path_with_glob_characters_keeps_the_arrow_path(tmp_path: Path) -> None:
-    root = tmp_path / "lake[1]*"
+@pytest.mark.parametrize(
+    ("folder", "reader"), [("lake[1]*", "Arrow"), ('it\'s "a" lake', "DuckDB")]
+)
+def test_odd_characters_in_the_lake_path(tmp_path: Path, folder: str, reader: str) -> None:
+    """Glob characters keep the Arrow path (DuckDB would expand them); quotes are escaped."""
+    root = tmp_path / folder
     _lake(root)
     con = connect(str(root))
     try:
-        assert "read_parquet" not in _view_sql(con, "articles")
+        assert ("read_parquet" in _view_sql(con, "articles")) == (reader == "DuckDB")
     finally:
         con.close()
     _, rows = run_query(str(root), "SELECT dt, count(*) FROM articles GROUP BY dt ORDER BY dt")
