@@ -28,6 +28,7 @@ from etl.lake.arrowfs import ArrowLake, arrow_filesystem, list_sizes, parquet_da
 from etl.lake.base import Lake
 from etl.lake.dayview import visible_article_keys
 from etl.lake.opener import open_lake
+from etl.lake.query_local import readable_paths, register_local_view
 from etl.lake.query_plan import QueryPlan, plan
 from etl.lake.settings import LakeSettings
 from etl.lake.store import read_table
@@ -81,6 +82,15 @@ def _visible(
     ], sizes
 
 
+def local_reader(alake: ArrowLake | None, files: list[str]) -> bool:
+    """Whether DuckDB reads ``files`` itself (:mod:`etl.query_local`): a local lake whose paths
+    it can take literally. Its reader keeps an export of the whole lake inside its memory
+    limit, where the Arrow dataset let batches pile up ahead of a slow writer."""
+    if alake is None or not isinstance(alake.fs, pafs.LocalFileSystem):
+        return False
+    return readable_paths([alake.path(k) for k in files])
+
+
 def connect(lake_uri: str | LakeSettings, for_sql: str | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with lazy ``articles`` and ``fetch_log`` views over the lake.
 
@@ -104,6 +114,10 @@ def connect(lake_uri: str | LakeSettings, for_sql: str | None = None) -> duckdb.
                 )
             if not files:
                 con.register(f"_{name}_src", pa.Table.from_batches([], schema=schema))
+            elif local_reader(alake, files):
+                assert alake is not None
+                register_local_view(con, name, [alake.path(k) for k in files], schema)
+                continue
             elif alake is not None:
                 con.register(f"_{name}_src", parquet_dataset(alake, files, schema, name, sizes))
             else:  # a lake pyarrow cannot reach: whole objects through the store
@@ -129,7 +143,10 @@ def query_batches(
 
     Errors name the lake: bad SQL when the statement runs, read errors while batches are read.
     """
-    con = connect(lake_uri, sql)
+    try:
+        con = connect(lake_uri, sql)
+    except duckdb.Error as exc:  # a local view reads the files' footers when it is made
+        raise _failed(lake_uri, exc) from None
     try:
         try:
             rel = con.sql(sql)  # a relation streams; a DB-API cursor would copy the rows
@@ -153,7 +170,7 @@ def _guard(reader: pa.RecordBatchReader, lake_uri: str | LakeSettings) -> pa.Rec
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
-_VANISHED = ("No such file", "does not exist", "NoSuchKey", "Not Found", "404")
+_VANISHED = ("No such file", "No files found", "does not exist", "NoSuchKey", "Not Found", "404")
 
 
 def run_query(
@@ -166,8 +183,9 @@ def run_query(
     times. (:func:`query_batches` cannot: it may have handed rows out already; it raises.)
     """
     for attempt in range(1, attempts + 1):
-        con = connect(lake_uri, sql)
+        con = None
         try:
+            con = connect(lake_uri, sql)  # a local view reads the footers: may find one gone
             cur = con.execute(sql)
             columns = [d[0] for d in cur.description or []]
             return columns, cur.fetchall()
@@ -177,5 +195,6 @@ def run_query(
                 continue
             raise _failed(lake_uri, exc) from None
         finally:
-            con.close()
+            if con is not None:
+                con.close()
     raise AssertionError("unreachable")
