@@ -298,7 +298,7 @@ class SourceConfig(BaseModel):
     lookback_hours: Annotated[float, Field(ge=0)] = 24.0
     conditional_get: bool = True
     max_sitemaps: Annotated[int, Field(ge=1, le=10_000)] = 100
-    # work division (etl.chunks): candidates, or WARC response records, per mapped chunk;
+    # work division (etl.runner.chunks): candidates, or WARC response records, per mapped chunk;
     # None: the sources file's `chunk_size` (None there too: one task for the whole source)
     chunk_size: Annotated[int, Field(ge=1)] | None = None
 

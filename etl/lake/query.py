@@ -83,7 +83,7 @@ def _visible(
 
 
 def local_reader(alake: ArrowLake | None, files: list[str]) -> bool:
-    """Whether DuckDB reads ``files`` itself (:mod:`etl.query_local`): a local lake whose paths
+    """Whether DuckDB reads ``files`` itself (:mod:`etl.lake.query_local`): a local lake whose paths
     it can take literally. Its reader keeps an export of the whole lake inside its memory
     limit, where the Arrow dataset let batches pile up ahead of a slow writer."""
     if alake is None or not isinstance(alake.fs, pafs.LocalFileSystem):
@@ -94,8 +94,9 @@ def local_reader(alake: ArrowLake | None, files: list[str]) -> bool:
 def connect(lake_uri: str | LakeSettings, for_sql: str | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with lazy ``articles`` and ``fetch_log`` views over the lake.
 
-    With ``for_sql``, only what that statement can read is listed (:func:`etl.query_plan.plan`):
-    the views it names, and of ``articles`` only the ``dt`` partitions its filter keeps.
+    With ``for_sql``, only what that statement can read is listed
+    (:func:`etl.lake.query_plan.plan`): the views it names, and of ``articles`` only the ``dt``
+    partitions its filter keeps.
     """
     # No insertion order to keep for a query without ORDER BY: batches stream as they are read
     # instead of waiting in memory for their turn.

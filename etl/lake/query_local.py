@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
-log = logging.getLogger("etl.query_local")
+log = logging.getLogger("etl.lake.query_local")
 
 _GLOB = set("*?[]{}")
 _DT = re.compile(r"/dt=[^/]+/[^/]+$")

@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-log = logging.getLogger("etl.query_plan")
+log = logging.getLogger("etl.lake.query_plan")
 
 VIEWS = ("articles", "fetch_log")
 _CATALOG = {"TABLE_FUNCTION", "SHOW_REF"}

@@ -101,8 +101,8 @@ def _remember_robots(fetcher: Fetcher, rows: list[FetchLog], warc: bytes) -> Non
 def fetch_into_raw(run: Run, discovered: Discovered, staged: list[Candidate]) -> Fetched:
     """The raw zone of ``discovered['source']`` after this step (see the module docstring)."""
     sid, mode = discovered["source"], discovered["mode"]
-    # a chunk of a source (etl.chunks) has a zone of its own; only the head chunk archives the
-    # source's listings
+    # a chunk of a source (etl.runner.chunks) has a zone of its own; only the head chunk archives
+    # the source's listings
     chunk, head_chunk = discovered.get("chunk"), discovered.get("head", True)
     lake, interval = run.lake, run.interval
     budget = run.sources.fetch.max_attempts_across_runs

@@ -1,4 +1,4 @@
-"""The body cascade on pages nobody tuned for (etl/cascade.py, etl/candidates.py).
+"""The body cascade on pages nobody tuned for (etl/article/cascade.py, etl/article/candidates.py).
 
 ``tests/cases/pages/cascade/`` holds hand-written pages in several CMS styles, each a catastrophe
 class of unseen sites, with the expected clean text beside it (``<name>.txt``): a live blog whose

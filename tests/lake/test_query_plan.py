@@ -1,4 +1,4 @@
-"""``etl.query_plan``: which views and ``dt`` days a statement can read, known before listing.
+"""``etl.lake.query_plan``: which views and ``dt`` days a statement can read, known before listing.
 
 A day set that is too small would lose rows, so every statement here is also run on a real lake
 with and without the pruning and must give the same answer."""

@@ -1,5 +1,6 @@
-"""Work that divides (etl/chunks.py): chunk plans, chunked WARC and listed sources, politeness
-across chunks, a chunk retried alone. Real servers on 127.0.0.1 and real lakes (local, moto S3)."""
+"""Work that divides (etl/runner/chunks.py): chunk plans, chunked WARC and listed sources,
+politeness across chunks, a chunk retried alone. Real servers on 127.0.0.1 and real lakes (local,
+moto S3)."""
 
 from __future__ import annotations
 
