@@ -94,6 +94,10 @@ def pg_stats(cluster: Cluster) -> tuple[int, int]:
 def backfill(cluster: Cluster, start: datetime, hours: int, lake: str, sources: Path,
              max_active_runs: int) -> dict[str, Any]:  # fmt: skip
     """One ``airflow backfill create`` over ``hours`` hours from ``start``; waits for its runs."""
+    while cluster.query(
+        "SELECT id FROM backfill WHERE dag_id = %s AND completed_at IS NULL", DAG_ID
+    ):  # Airflow allows one unfinished backfill per DAG: the one before completes after its runs
+        time.sleep(1)
     s3_mark, _ = s3_requests(cluster, 0)
     pg0 = pg_stats(cluster)
     (last,) = cluster.query("SELECT coalesce(max(id), 0) FROM backfill")[0]
