@@ -25,8 +25,9 @@ Also counted, per phase: S3 requests (the moto server's request log), metadata-d
 transactions and row writes (``pg_stat_database``), task instances; they feed the sizing in the
 README ("Distributed Airflow"). The sources are one ``warc`` source (``--split-sources``: one
 source per file index, i.e. mapped tasks per WARC file through today's per-source mapping);
-``--env K=V`` passes settings to every Airflow process (e.g. a chunk size once chunked tasks
-exist). Every process is stopped by PID at the end, also on Ctrl-C or SIGTERM.
+``--chunk-size N`` splits each source into chunked mapped tasks of N records (byte ranges of
+its WARC files; sources.yaml ``chunk_size``); ``--env K=V`` passes settings to every Airflow
+process. Every process is stopped by PID at the end, also on Ctrl-C or SIGTERM.
 
     uv run python bench/bench_cluster.py [--pages 20000] [--hours 8] [--quick] [--keep DIR]
 """
@@ -62,14 +63,19 @@ ORCH_DAY = datetime(2024, 3, 8, tzinfo=UTC)
 S3_LINE = re.compile(r'"(?:\x1b\[[0-9;]*m)*(GET|PUT|HEAD|POST|DELETE) ')  # werkzeug colours 4xx
 
 
-def write_sources(path: Path, folder: Path, files_per_hour: int, split: bool) -> Path:
+def write_sources(
+    path: Path, folder: Path, files_per_hour: int, split: bool, chunk_size: int | None = None
+) -> Path:
     groups = [f"*-{f:05d}" for f in range(files_per_hour)] if split else ["*"]
     sources = [
         {"id": f"cc-news-{i}" if split else "cc-news", "kind": "warc",
          "path": str(folder / f"CC-NEWS-{g}.warc.gz"), "language": "en"}
         for i, g in enumerate(groups)
     ]  # fmt: skip
-    path.write_text(json.dumps({"sources": sources}, indent=1), encoding="utf-8")  # YAML ⊃ JSON
+    doc: dict[str, Any] = {"sources": sources}
+    if chunk_size:  # chunked mapped tasks: WARC byte ranges of chunk_size records each
+        doc["chunk_size"] = chunk_size
+    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")  # YAML ⊃ JSON
     return path
 
 
@@ -186,6 +192,7 @@ def main() -> int:
     ap.add_argument("--hours", type=int, default=8)
     ap.add_argument("--files-per-hour", type=int, default=2)
     ap.add_argument("--split-sources", action="store_true", help="one source per file index")
+    ap.add_argument("--chunk-size", type=int, help="chunk_size of the sources (records a chunk)")
     ap.add_argument("--max-active-runs", type=int, default=4)
     ap.add_argument("--orch-rounds", type=int, default=2)
     ap.add_argument("--orch-pages", type=int, default=40)
@@ -212,7 +219,11 @@ def main() -> int:
                 url_day=DAYS[1],
             )  # fmt: skip
             sources[workers] = write_sources(
-                tmp / f"sources-{workers}w.yaml", folder, args.files_per_hour, args.split_sources
+                tmp / f"sources-{workers}w.yaml",
+                folder,
+                args.files_per_hour,
+                args.split_sources,
+                args.chunk_size,
             )
         orch_folder = tmp / "warc-orch"
         ccnews.write_backfill(
