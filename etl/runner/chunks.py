@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 from etl.config import SourceConfig, SourcesFile
 from etl.discover import chunk_id
 from etl.lake import raw_chunks_key, raw_zone
-from etl.runner.rawzone import read_index
+from etl.runner.rawzone import jsonl, read_index
 from etl.runner.results import Chunk, Discovered, Mode, Processed
 from etl.urls import site
 
@@ -107,10 +107,6 @@ def plan_candidates(rows: Sequence[dict[str, Any]], size: int) -> list[list[dict
     return batches
 
 
-def _jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in rows).encode()
-
-
 def split_candidates(
     run: Run, source_id: str, rows: Sequence[dict[str, Any]]
 ) -> list[Chunk] | None:
@@ -126,7 +122,7 @@ def split_candidates(
     for n, batch in enumerate(batches):
         cid = chunk_id(n)
         key = run.staging("candidates", f"{source_id}.chunk-{cid}.jsonl")
-        run.lake.put_bytes(key, _jsonl(batch))
+        run.lake.put_bytes(key, jsonl(batch))
         items.append(
             {"chunk": cid, "mode": "fetch", "candidates": key, "count": len(batch), "head": n == 0}
         )

@@ -30,7 +30,7 @@ from etl.fetch import (
 )
 from etl.lake import Lake, seen_ids, update_json_object, validators_key, write_table
 from etl.runner.chunks import chunk_size, replay_chunks, split_candidates
-from etl.runner.rawzone import read_index
+from etl.runner.rawzone import jsonl, read_index
 from etl.runner.results import Chunk, Discovered, Mode
 from etl.schema import fetch_log_schema
 from etl.workdir import workdir
@@ -39,14 +39,6 @@ if TYPE_CHECKING:
     from etl.runner.run import Run
 
 log = logging.getLogger("etl.runner.discover")
-
-
-def _jsonl(rows: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in rows).encode()
-
-
-def read_jsonl(data: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
 
 
 def _put_log(run: Run, key: str, rows: list[FetchLog]) -> None:
@@ -154,7 +146,7 @@ def discover_step(run: Run, source_id: str) -> Discovered:
     _put_log(run, run.staging("fetch_log", f"{source_id}-discover.parquet"), rows)
     key = run.staging("candidates", f"{source_id}.jsonl")
     listed = [asdict(c) for c in candidates]
-    run.lake.put_bytes(key, _jsonl(listed))
+    run.lake.put_bytes(key, jsonl(listed))
     log.info("source %s %s: %d candidates", source_id, run.interval.id, len(candidates))
     chunks = split_candidates(run, source_id, listed)  # None: one task for the source
     found: Discovered = {**out, "mode": "fetch", "candidates": key, "count": len(candidates)}

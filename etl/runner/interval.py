@@ -31,10 +31,11 @@ from etl.lake import (
     new_holder,
 )
 from etl.runner.chunks import merge_items, part_name, split_items
-from etl.runner.discover import discover_step, read_jsonl
+from etl.runner.discover import discover_step
 from etl.runner.fetch import candidate_of, fetch_into_raw
 from etl.runner.process import process_step
 from etl.runner.publish import publish_step, validate_step
+from etl.runner.rawzone import read_jsonl
 from etl.runner.results import Discovered, Fetched, IntervalResult, Processed
 from etl.runner.run import Run, plan
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -43,11 +44,29 @@ from etl.lake import (
 from etl.records import Interval
 from etl.schema import fetch_log_schema
 
-__all__ = ["Pending", "RawIndex", "commit", "read_index", "read_log", "row_of"]
+__all__ = [
+    "Pending",
+    "RawIndex",
+    "commit",
+    "jsonl",
+    "read_index",
+    "read_jsonl",
+    "read_log",
+    "row_of",
+]
 
 log = logging.getLogger("etl.runner.rawzone")
 
 _LOG_FIELDS = tuple(f.name for f in fields(FetchLog))
+
+
+def jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """JSON lines of ``rows`` (staged candidates): one object a line, UTF-8."""
+    return "".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in rows).encode()
+
+
+def read_jsonl(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
 
 
 def is_transient_row(row: FetchLog) -> bool:
