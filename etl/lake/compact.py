@@ -10,7 +10,7 @@ Entry point :func:`compact_day` (``newsetl compact --day D``, DAG ``news_compact
    Rows are never dropped; a ``duplicate_of`` set before (by ingest) is kept.
 3. Sort by (``source_id``, ``published_at``, ``article_id``) in DuckDB (spills to disk past its
    memory limit) and write ``articles/dt=D/compact-<G>-<n>.parquet`` under a new generation
-   ``G``, row groups of about :data:`ROW_GROUP_BYTES`, files of at most :data:`FILE_ROWS` rows,
+   ``G``, row groups sized by :func:`row_group_bytes`, files of at most :data:`FILE_ROWS` rows,
    plus the key index ``_index/dt=D/compact-<G>.parquet``.
 4. Switch: put the day's pointer ``_compact/dt=D.json`` (the one atomic step readers honour).
 5. Delete what it replaced: the hourly files and their indexes, the previous generation.
@@ -59,7 +59,16 @@ from etl.schema import article_schema
 
 log = logging.getLogger("etl.lake.compact")
 
-ROW_GROUP_BYTES = 128 * 1024 * 1024  # uncompressed Arrow bytes per row group
+# Row groups: at most ROW_GROUP_BYTES (uncompressed Arrow bytes), and at least MIN_ROW_GROUPS in a
+# day's files when the day is larger than MIN_ROW_GROUPS * MIN_ROW_GROUP_BYTES. Engines scan a file
+# one row group per thread (DuckDB, Spark, Trino splits), so a day held in one 128 MB row group is
+# read by one core; and DuckDB's reader allocates a row group's pages afresh, so a cold process
+# (every ``newsetl query``) pays a page fault per 4 KiB of the group it decodes. bench/bench_lake.py
+# (one day, 33,312 rows, 110 MiB of text): one row group 114 ms, 4 groups 62 ms, 16 groups 55 ms,
+# 64 groups (~1.7 MiB each) 47 ms, against 108 ms for the same day in 24 hourly files.
+ROW_GROUP_BYTES = 128 * 1024 * 1024
+MIN_ROW_GROUPS = 32
+MIN_ROW_GROUP_BYTES = 1024 * 1024
 # The prose columns of compacted files are LZ4 (the rest zstd, as in hourly files): zstd
 # decompression was ~60 % of the CPU of a full-day scan; LZ4 decodes the same text in about a
 # third of the time, for ~1.65x the bytes of those columns (bench/bench_lake.py: compacted day).
@@ -137,11 +146,27 @@ def compact_options(schema: pa.Schema) -> dict[str, Any]:
     return opts
 
 
-class _Files:
-    """Compacted files in a temp folder: row groups of about ROW_GROUP_BYTES, FILE_ROWS each."""
+def row_group_bytes(day_bytes: int) -> int:
+    """The row-group size (uncompressed bytes) for a day of ``day_bytes``: the day split into
+    :data:`MIN_ROW_GROUPS` groups, kept between :data:`MIN_ROW_GROUP_BYTES` and
+    :data:`ROW_GROUP_BYTES`."""
+    return max(MIN_ROW_GROUP_BYTES, min(ROW_GROUP_BYTES, day_bytes // MIN_ROW_GROUPS))
 
-    def __init__(self, tmp: Path, schema: pa.Schema) -> None:
-        self.tmp, self.schema = tmp, schema
+
+def _uncompressed_bytes(dataset: Any) -> int:
+    """The day's data size from its files' footers (no data page is read)."""
+    total = 0
+    for fragment in dataset.get_fragments():
+        meta = fragment.metadata
+        total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return int(total)
+
+
+class _Files:
+    """Compacted files in a temp folder: row groups of about ``group_bytes``, FILE_ROWS each."""
+
+    def __init__(self, tmp: Path, schema: pa.Schema, group_bytes: int = ROW_GROUP_BYTES) -> None:
+        self.tmp, self.schema, self.group_bytes = tmp, schema, group_bytes
         self.paths: list[Path] = []
         self.rows: list[int] = []
         self.writer: pq.ParquetWriter | None = None
@@ -149,10 +174,16 @@ class _Files:
         self.pending_bytes = 0
 
     def add(self, batch: pa.RecordBatch) -> None:
-        self.pending.append(batch)
-        self.pending_bytes += batch.nbytes
-        if self.pending_bytes >= ROW_GROUP_BYTES:
-            self.flush()
+        """Queue ``batch``; a batch larger than the room left in the row group is split."""
+        per_row = max(batch.nbytes / max(batch.num_rows, 1), 1.0)
+        while batch.num_rows:
+            room = self.group_bytes - self.pending_bytes
+            take = min(batch.num_rows, max(1, int(room / per_row)))
+            self.pending.append(batch.slice(0, take))
+            self.pending_bytes += int(take * per_row)
+            batch = batch.slice(take)
+            if self.pending_bytes >= self.group_bytes or batch.num_rows:
+                self.flush()
 
     def flush(self) -> None:
         if not self.pending:
@@ -244,7 +275,7 @@ def compact_day(lake: Lake, dt: str, *, alake: ArrowLake | None = None) -> Compa
         try:
             keys = dataset.to_table(columns=["article_id", "simhash", "published_at", "fetched_at"])
             links = link_near_duplicates(keys)
-            out = _Files(tmp, article_schema())
+            out = _Files(tmp, article_schema(), row_group_bytes(_uncompressed_bytes(dataset)))
             for batch in _sorted_batches(dataset):
                 out.add(_with_links(batch, links))
             out.close()

@@ -27,6 +27,7 @@ from etl.errors import StoreError
 from etl.lake.arrowfs import ArrowLake, arrow_filesystem, list_sizes, parquet_dataset
 from etl.lake.base import Lake
 from etl.lake.dayview import visible_article_keys
+from etl.lake.engine import new_database, session
 from etl.lake.opener import open_lake
 from etl.lake.query_local import readable_paths, register_local_view
 from etl.lake.query_plan import QueryPlan, plan
@@ -38,7 +39,6 @@ log = logging.getLogger("etl.lake.query")
 
 VIEWS = ("articles", "fetch_log")
 BATCH_ROWS = 4096
-MEMORY_LIMIT = "512MB"  # DuckDB's working memory; larger sorts and joins spill to temp files
 
 
 @lru_cache(maxsize=4)
@@ -92,43 +92,48 @@ def local_reader(alake: ArrowLake | None, files: list[str]) -> bool:
 
 
 def connect(lake_uri: str | LakeSettings, for_sql: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with lazy ``articles`` and ``fetch_log`` views over the lake.
+    """A standalone DuckDB connection with lazy ``articles`` and ``fetch_log`` views over the
+    lake (the caller closes it). :func:`run_query` and :func:`query_batches` use a session of
+    the process's engine instead (:mod:`etl.lake.engine`).
 
     With ``for_sql``, only what that statement can read is listed
     (:func:`etl.lake.query_plan.plan`): the views it names, and of ``articles`` only the ``dt``
     partitions its filter keeps.
     """
-    # No insertion order to keep for a query without ORDER BY: batches stream as they are read
-    # instead of waiting in memory for their turn.
-    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
+    con = new_database()
     try:
-        scope = plan(for_sql, con) if for_sql is not None else QueryPlan(None, None)
-        settings = lake_uri if isinstance(lake_uri, LakeSettings) else None
-        lake = _open(settings) if settings is not None else open_lake(lake_uri)
-        alake = arrow_filesystem(lake, settings)
-        for name, schema in (("articles", article_schema()), ("fetch_log", fetch_log_schema())):
-            files: list[str] = []
-            sizes: dict[str, int] = {}
-            if scope.views is None or name in scope.views:  # else: not named, nothing to list
-                files, sizes = _visible(
-                    lake, alake, name, scope.days if name == "articles" else None
-                )
-            if not files:
-                con.register(f"_{name}_src", pa.Table.from_batches([], schema=schema))
-            elif local_reader(alake, files):
-                assert alake is not None
-                register_local_view(con, name, [alake.path(k) for k in files], schema)
-                continue
-            elif alake is not None:
-                con.register(f"_{name}_src", parquet_dataset(alake, files, schema, name, sizes))
-            else:  # a lake pyarrow cannot reach: whole objects through the store
-                tables = [read_table(lake, k, schema=schema) for k in files]
-                con.register(f"_{name}_src", pa.concat_tables(tables))
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_src")
+        add_views(con, lake_uri, for_sql)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def add_views(
+    con: duckdb.DuckDBPyConnection, lake_uri: str | LakeSettings, for_sql: str | None = None
+) -> None:
+    """Create the ``articles`` and ``fetch_log`` views on ``con`` (see :func:`connect`)."""
+    scope = plan(for_sql, con) if for_sql is not None else QueryPlan(None, None)
+    settings = lake_uri if isinstance(lake_uri, LakeSettings) else None
+    lake = _open(settings) if settings is not None else open_lake(lake_uri)
+    alake = arrow_filesystem(lake, settings)
+    for name, schema in (("articles", article_schema()), ("fetch_log", fetch_log_schema())):
+        files: list[str] = []
+        sizes: dict[str, int] = {}
+        if scope.views is None or name in scope.views:  # else: not named, nothing to list
+            files, sizes = _visible(lake, alake, name, scope.days if name == "articles" else None)
+        if not files:
+            con.register(f"_{name}_src", pa.Table.from_batches([], schema=schema))
+        elif local_reader(alake, files):
+            assert alake is not None
+            register_local_view(con, name, [alake.path(k) for k in files], schema)
+            continue
+        elif alake is not None:
+            con.register(f"_{name}_src", parquet_dataset(alake, files, schema, name, sizes))
+        else:  # a lake pyarrow cannot reach: whole objects through the store
+            tables = [read_table(lake, k, schema=schema) for k in files]
+            con.register(f"_{name}_src", pa.concat_tables(tables))
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_src")
 
 
 def _failed(lake_uri: str | LakeSettings, exc: Exception) -> StoreError:
@@ -144,11 +149,11 @@ def query_batches(
 
     Errors name the lake: bad SQL when the statement runs, read errors while batches are read.
     """
-    try:
-        con = connect(lake_uri, sql)
-    except duckdb.Error as exc:  # a local view reads the files' footers when it is made
-        raise _failed(lake_uri, exc) from None
-    try:
+    with session() as con:
+        try:
+            add_views(con, lake_uri, sql)
+        except duckdb.Error as exc:  # a local view reads the files' footers when it is made
+            raise _failed(lake_uri, exc) from None
         try:
             rel = con.sql(sql)  # a relation streams; a DB-API cursor would copy the rows
             reader = rel.to_arrow_reader(batch_rows) if rel is not None else None
@@ -157,8 +162,6 @@ def query_batches(
         if reader is None:  # a statement without a result
             reader = pa.RecordBatchReader.from_batches(pa.schema([]), [])
         yield _guard(reader, lake_uri)
-    finally:
-        con.close()
 
 
 def _guard(reader: pa.RecordBatchReader, lake_uri: str | LakeSettings) -> pa.RecordBatchReader:
@@ -184,18 +187,15 @@ def run_query(
     times. (:func:`query_batches` cannot: it may have handed rows out already; it raises.)
     """
     for attempt in range(1, attempts + 1):
-        con = None
         try:
-            con = connect(lake_uri, sql)  # a local view reads the footers: may find one gone
-            cur = con.execute(sql)
-            columns = [d[0] for d in cur.description or []]
-            return columns, cur.fetchall()
+            with session() as con:
+                add_views(con, lake_uri, sql)  # a local view reads the footers: may find one gone
+                cur = con.execute(sql)
+                columns = [d[0] for d in cur.description or []]
+                return columns, cur.fetchall()
         except duckdb.Error as exc:
             if attempt < attempts and any(s in str(exc) for s in _VANISHED):
                 log.info("a file vanished during the query (compaction?): planning again")
                 continue
             raise _failed(lake_uri, exc) from None
-        finally:
-            if con is not None:
-                con.close()
     raise AssertionError("unreachable")

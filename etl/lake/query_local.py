@@ -44,15 +44,21 @@ def _quote_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+_TYPES: dict[pa.Schema, dict[str, str]] = {}
+
+
 def _duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
-    """The DuckDB type of each column of ``schema``, as DuckDB maps the Arrow types."""
-    empty = pa.Table.from_batches([], schema=schema)
-    con.register("_schema_probe", empty)
-    try:
-        rows = con.execute("DESCRIBE SELECT * FROM _schema_probe").fetchall()
-    finally:
-        con.unregister("_schema_probe")
-    return {str(r[0]): str(r[1]) for r in rows}
+    """The DuckDB type of each column of ``schema``, as DuckDB maps the Arrow types (asked of
+    DuckDB once per schema and process)."""
+    if schema not in _TYPES:
+        empty = pa.Table.from_batches([], schema=schema)
+        con.register("_schema_probe", empty)
+        try:
+            rows = con.execute("DESCRIBE SELECT * FROM _schema_probe").fetchall()
+        finally:
+            con.unregister("_schema_probe")
+        _TYPES[schema] = {str(r[0]): str(r[1]) for r in rows}
+    return _TYPES[schema]
 
 
 def register_local_view(

@@ -319,3 +319,31 @@ def test_compacted_files_keep_prose_in_a_fast_codec(tmp_path: Path) -> None:
     assert {codecs[c] for c in ("text", "description", "title")} == {"LZ4"}, codecs  # LZ4_RAW
     assert codecs["article_id"] == codecs["source_id"] == "ZSTD", codecs
     assert sorted(map(str, read_articles(lake, DT).column("article_id").to_pylist())) == _ids(lake)
+
+
+def test_a_day_is_spread_over_row_groups_every_scan_thread_can_take(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A day larger than MIN_ROW_GROUPS x MIN_ROW_GROUP_BYTES is written as at least
+    MIN_ROW_GROUPS row groups of similar size (engines scan one row group per thread), rows in
+    order across them; a small day is not shredded below MIN_ROW_GROUP_BYTES."""
+    import etl.lake.compact as compact
+
+    lake = open_lake(str(tmp_path / "lake"))
+    _day(lake)
+    before = _ids(lake)
+    monkeypatch.setattr(compact, "MIN_ROW_GROUP_BYTES", 1024)
+    monkeypatch.setattr(compact, "MIN_ROW_GROUPS", 4)
+    result = compact_day(lake, DT)
+    meta = pq.ParquetFile(tmp_path / "lake" / result.files[0]).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert 4 <= len(sizes) <= 6, sizes  # ~4, one more where a batch boundary falls
+    assert max(sizes) <= 2 * (sum(sizes) // 4), sizes
+    assert _ids(lake) == before
+    table = pq.read_table(tmp_path / "lake" / result.files[0], columns=["source_id"])
+    sources = table.column("source_id").to_pylist()
+    assert sources == sorted(sources, key=lambda s: (s is None, s))  # the sort spans groups
+
+    assert compact.row_group_bytes(10 * 2**30) == compact.ROW_GROUP_BYTES  # capped, big days
+    monkeypatch.setattr(compact, "MIN_ROW_GROUP_BYTES", 2**20)
+    assert compact.row_group_bytes(3 * 2**20) == 2**20  # a small day: groups of the floor
