@@ -59,8 +59,8 @@ from etl.schema import article_schema
 
 log = logging.getLogger("etl.lake.compact")
 
-# Row groups: at most ROW_GROUP_BYTES (uncompressed Arrow bytes), and at least MIN_ROW_GROUPS in a
-# day's files when the day is larger than MIN_ROW_GROUPS * MIN_ROW_GROUP_BYTES. Engines scan a file
+# Row groups: a day in MIN_ROW_GROUPS of them, but none over ROW_GROUP_BYTES (uncompressed Arrow
+# bytes) nor under MIN_ROW_GROUP_BYTES (each group is more requests on S3). Engines scan a file
 # one row group per thread (DuckDB, Spark, Trino splits), so a day held in one 128 MB row group is
 # read by one core; and DuckDB's reader allocates a row group's pages afresh, so a cold process
 # (every ``newsetl query``) pays a page fault per 4 KiB of the group it decodes. bench/bench_lake.py
@@ -68,7 +68,7 @@ log = logging.getLogger("etl.lake.compact")
 # 64 groups (~1.7 MiB each) 47 ms, against 108 ms for the same day in 24 hourly files.
 ROW_GROUP_BYTES = 128 * 1024 * 1024
 MIN_ROW_GROUPS = 32
-MIN_ROW_GROUP_BYTES = 1024 * 1024
+MIN_ROW_GROUP_BYTES = 8 * 1024 * 1024
 # The prose columns of compacted files are LZ4 (the rest zstd, as in hourly files): zstd
 # decompression was ~60 % of the CPU of a full-day scan; LZ4 decodes the same text in about a
 # third of the time, for ~1.65x the bytes of those columns (bench/bench_lake.py: compacted day).
