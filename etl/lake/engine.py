@@ -9,20 +9,26 @@ per query: :func:`session` hands out a new connection to the process's database 
 Each session is isolated as a standalone database would be: it works in its own in-memory
 catalog (``ATTACH ':memory:'``, made the default with ``USE``), so the views it creates and
 any table a statement creates live there and are dropped with it (``DETACH``); objects
-registered with ``register`` belong to the connection. What is shared is the process's
-settings: the ``memory_limit`` (:data:`MEMORY_LIMIT`) bounds all sessions of a process
-together, and a ``SET`` of a global setting in one statement holds for the sessions after it.
-A forked child (Airflow's LocalExecutor) makes its own database: DuckDB's threads do not
-survive ``fork``.
+registered with ``register`` belong to the connection. The settings are the process's and
+locked (``lock_configuration``): no statement changes them for the sessions after it, and the
+``memory_limit`` (:data:`MEMORY_LIMIT`) bounds all sessions of a process together. A forked
+child (Airflow's LocalExecutor) makes its own database: DuckDB's threads do not survive
+``fork``.
+
+SQL a user typed (``newsetl query``) runs instead in a standalone database that
+:func:`lock_down` confines to the lake files its views read.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import duckdb
@@ -32,9 +38,14 @@ log = logging.getLogger("etl.lake.engine")
 MEMORY_LIMIT = "512MB"  # DuckDB's working memory; larger sorts and joins spill to temp files
 # No insertion order to keep for a query without ORDER BY: batches stream as they are read
 # instead of waiting in memory for their turn.
+# No extension is ever installed or loaded behind a statement's back (a URL in a statement made
+# DuckDB download httpfs from extensions.duckdb.org).
 CONFIG: dict[str, str | int | float | list[str]] = {
     "memory_limit": MEMORY_LIMIT,
     "preserve_insertion_order": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
 }
 
 _lock = threading.Lock()
@@ -50,7 +61,9 @@ def _cursor() -> duckdb.DuckDBPyConnection:
     pid = os.getpid()
     with _lock:
         if pid not in _databases:  # a forked child never touches (nor closes) its parent's
-            _databases[pid] = new_database()
+            database = new_database()
+            database.execute("SET lock_configuration = true")  # no session changes another's
+            _databases[pid] = database
             log.debug("DuckDB database made for process %d", pid)
         return _databases[pid].cursor()
 
@@ -74,3 +87,20 @@ def session() -> Iterator[duckdb.DuckDBPyConnection]:
             log.warning("query session %s: its catalog could not be dropped: %s", catalog, exc)
         finally:
             cleaner.close()
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, readable: Sequence[str]) -> None:
+    """Make the standalone database of ``con`` read only ``readable`` (the lake files its views
+    name) and nothing else: no other file or URL (``read_text('/etc/…')``, ``COPY … TO``,
+    ``ATTACH`` are refused), no extension installed or loaded, and no setting changed after
+    (``lock_configuration``). Sorts and joins still spill, to a temp folder of its own, removed
+    with the connection. For SQL a user typed (``newsetl query``); never on the shared database,
+    whose sessions read other lakes."""
+    spill = tempfile.mkdtemp(prefix="newsetl-query-")
+    weakref.finalize(con, shutil.rmtree, spill, True)
+    con.execute("SET temp_directory = ?", [spill])
+    con.execute("SET allowed_directories = ?", [[spill + "/"]])
+    if readable:
+        con.execute("SET allowed_paths = ?", [list(readable)])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")

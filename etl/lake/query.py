@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -27,7 +27,7 @@ from etl.errors import StoreError
 from etl.lake.arrowfs import ArrowLake, arrow_filesystem, list_sizes, parquet_dataset
 from etl.lake.base import Lake
 from etl.lake.dayview import visible_article_keys
-from etl.lake.engine import new_database, session
+from etl.lake.engine import lock_down, new_database, session
 from etl.lake.opener import open_lake
 from etl.lake.query_local import readable_paths, register_local_view
 from etl.lake.query_plan import QueryPlan, plan
@@ -111,8 +111,10 @@ def connect(lake_uri: str | LakeSettings, for_sql: str | None = None) -> duckdb.
 
 def add_views(
     con: duckdb.DuckDBPyConnection, lake_uri: str | LakeSettings, for_sql: str | None = None
-) -> None:
-    """Create the ``articles`` and ``fetch_log`` views on ``con`` (see :func:`connect`)."""
+) -> list[str]:
+    """Create the ``articles`` and ``fetch_log`` views on ``con`` (see :func:`connect`);
+    returns the local files DuckDB itself reads for them (the rest it reads through Arrow)."""
+    readable: list[str] = []
     scope = plan(for_sql, con) if for_sql is not None else QueryPlan(None, None)
     settings = lake_uri if isinstance(lake_uri, LakeSettings) else None
     lake = _open(settings) if settings is not None else open_lake(lake_uri)
@@ -126,7 +128,9 @@ def add_views(
             con.register(f"_{name}_src", pa.Table.from_batches([], schema=schema))
         elif local_reader(alake, files):
             assert alake is not None
-            register_local_view(con, name, [alake.path(k) for k in files], schema)
+            paths = [alake.path(k) for k in files]
+            register_local_view(con, name, paths, schema)
+            readable += paths
             continue
         elif alake is not None:
             con.register(f"_{name}_src", parquet_dataset(alake, files, schema, name, sizes))
@@ -134,6 +138,26 @@ def add_views(
             tables = [read_table(lake, k, schema=schema) for k in files]
             con.register(f"_{name}_src", pa.concat_tables(tables))
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_src")
+    return readable
+
+
+@contextmanager
+def _views(
+    lake_uri: str | LakeSettings, sql: str, locked: bool
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection with the views ``sql`` needs: a session of the process's engine, or with
+    ``locked`` a standalone database confined to the lake files the views read."""
+    if not locked:
+        with session() as con:
+            add_views(con, lake_uri, sql)
+            yield con
+        return
+    con = new_database()
+    try:
+        lock_down(con, add_views(con, lake_uri, sql))
+        yield con
+    finally:
+        con.close()
 
 
 def _failed(lake_uri: str | LakeSettings, exc: Exception) -> StoreError:
@@ -143,15 +167,17 @@ def _failed(lake_uri: str | LakeSettings, exc: Exception) -> StoreError:
 
 @contextmanager
 def query_batches(
-    lake_uri: str | LakeSettings, sql: str, *, batch_rows: int = BATCH_ROWS
+    lake_uri: str | LakeSettings, sql: str, *, batch_rows: int = BATCH_ROWS, locked: bool = False
 ) -> Iterator[pa.RecordBatchReader]:
     """Run one SQL statement; yields a reader of its result, streamed in record batches.
+    ``locked``: in a database that reads nothing but the lake's views (see
+    :func:`etl.lake.engine.lock_down`; what ``newsetl query`` uses for the SQL it is given).
 
     Errors name the lake: bad SQL when the statement runs, read errors while batches are read.
     """
-    with session() as con:
+    with ExitStack() as stack:
         try:
-            add_views(con, lake_uri, sql)
+            con = stack.enter_context(_views(lake_uri, sql, locked))
         except duckdb.Error as exc:  # a local view reads the files' footers when it is made
             raise _failed(lake_uri, exc) from None
         try:
@@ -174,13 +200,17 @@ def _guard(reader: pa.RecordBatchReader, lake_uri: str | LakeSettings) -> pa.Rec
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
-_VANISHED = ("No such file", "No files found", "does not exist", "NoSuchKey", "Not Found", "404")
+# A vanished local file in a locked database: DuckDB then looks for "<file>/**/*.parquet", which
+# the lock-down refuses ("file system operations are disabled"): planned again as well.
+_VANISHED = ("No such file", "No files found", "does not exist", "NoSuchKey", "Not Found", "404",
+             "file system operations are disabled")  # fmt: skip
 
 
 def run_query(
-    lake_uri: str | LakeSettings, sql: str, *, attempts: int = 3
+    lake_uri: str | LakeSettings, sql: str, *, attempts: int = 3, locked: bool = False
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one SQL statement; returns column names and all rows (small results only).
+    ``locked`` as for :func:`query_batches`.
 
     A file that vanished under the query (a compaction deleted the hourly files it replaced
     after the query listed them) makes it plan again from a fresh listing, up to ``attempts``
@@ -188,8 +218,7 @@ def run_query(
     """
     for attempt in range(1, attempts + 1):
         try:
-            with session() as con:
-                add_views(con, lake_uri, sql)  # a local view reads the footers: may find one gone
+            with _views(lake_uri, sql, locked) as con:  # reads footers: may find one gone
                 cur = con.execute(sql)
                 columns = [d[0] for d in cur.description or []]
                 return columns, cur.fetchall()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,9 @@ from etl.errors import StoreError
 from etl.lake.engine import session
 from etl.lake.opener import open_lake
 from etl.lake.query import query_batches, run_query
+from etl.lake.settings import LakeSettings
 from tests.support.query_lakes import _fill
+from tests.support.s3_server import CREDENTIALS, REGION
 
 
 @pytest.fixture
@@ -46,13 +49,13 @@ def test_queries_share_one_database_but_nothing_a_query_makes_outlives_it(lake_d
         con.execute("USE memory")
         assert con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal "
                            "AND database_name = 'memory'").fetchone() == (0,)  # fmt: skip
-    # ... and it is one database: a global setting holds for the next query (documented)
-    threads = run_query(lake_dir, "SELECT current_setting('threads')")[1][0][0]
-    try:
+    # ... and no statement changes the process's settings for the sessions after it
+    with pytest.raises(StoreError, match="locked"):
         run_query(lake_dir, "SET threads = 1")
-        assert run_query(lake_dir, "SELECT current_setting('threads')")[1] == [(1,)]
-    finally:
-        run_query(lake_dir, f"SET threads = {threads}")
+    sql = "SELECT current_setting('autoinstall_known_extensions'), " + ", ".join(
+        f"current_setting('{name}')" for name in ("autoload_known_extensions", "lock_configuration")
+    )
+    assert run_query(lake_dir, sql)[1] == [(False, False, True)]
 
 
 def test_queries_from_many_threads_at_once(lake_dir: str) -> None:
@@ -87,3 +90,33 @@ def test_a_forked_child_queries_with_a_database_of_its_own(lake_dir: str) -> Non
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert run_query(lake_dir, "SELECT count(*) FROM articles")[1] == [(20,)]
+
+
+def test_a_locked_query_reads_the_lake_views_and_nothing_else(
+    lake_dir: str, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password=hunter2\n")
+    assert run_query(lake_dir, "SELECT count(*) FROM articles", locked=True)[1] == [(20,)]
+    for sql in (f"SELECT * FROM read_text('{secret}')", f"COPY articles TO '{tmp_path}/x.csv'",
+                "SET enable_external_access = true", "INSTALL httpfs"):  # fmt: skip
+        with pytest.raises(StoreError, match="query failed"):
+            run_query(lake_dir, sql, locked=True)
+    assert not (tmp_path / "x.csv").exists()
+    # the unlocked engine still reads what its caller asks
+    assert "hunter2" in run_query(lake_dir, f"SELECT content FROM read_text('{secret}')")[1][0][0]
+
+
+def test_a_locked_query_reads_an_s3_lake(s3_server: Any) -> None:
+    """On S3 the views are Arrow datasets DuckDB scans through Python: the lock-down (no file
+    system access) leaves them readable."""
+    bucket = s3_server.new_bucket()
+    settings = LakeSettings(uri=f"s3://{bucket}/news", endpoint_url=s3_server.endpoint,
+                            region=REGION, access_key_id=CREDENTIALS["aws_access_key_id"],
+                            secret_access_key=CREDENTIALS["aws_secret_access_key"],
+                            path_style=True)  # fmt: skip
+    _fill(open_lake(settings), range(1, 3), n=5)
+    sql = "SELECT count(*), count(DISTINCT dt) FROM articles"
+    assert run_query(settings, sql, locked=True)[1] == [(20, 2)]
+    with query_batches(settings, sql, locked=True) as reader:
+        assert reader.read_all().to_pylist() == [{"count_star()": 20, "count(DISTINCT dt)": 2}]
