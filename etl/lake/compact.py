@@ -52,8 +52,11 @@ from etl.lake.layout import (
     articles_prefix,
     index_key,
     index_prefix,
+    manifest_key,
     pointer_key,
 )
+from etl.lake.lease import new_holder, publish_lease
+from etl.lake.settings import LeaseSettings
 from etl.lake.store import _parquet_options
 from etl.schema import article_schema
 
@@ -248,16 +251,54 @@ def _garbage(lake: Lake, dt: str, pointer: dict[str, Any] | None) -> list[str]:
     return sorted(out)
 
 
-def compact_day(lake: Lake, dt: str, *, alake: ArrowLake | None = None) -> CompactResult:
-    """Compact one day partition (see the module doc); safe to run again at any point."""
+def _manifest_tags(lake: Lake, groups: list[str]) -> dict[str, str | None]:
+    """The tag of each interval's manifest (None: none yet): a publish of the interval, which
+    writes its manifest last, changes it."""
+    out: dict[str, str | None] = {}
+    for g in groups:
+        got = lake.get_tagged(manifest_key(g))
+        out[g] = got[1] if got else None
+    return out
+
+
+class _DayChanged(Exception):
+    """An interval of the day was published while it was compacted."""
+
+
+ATTEMPTS = 3
+
+
+def compact_day(
+    lake: Lake, dt: str, *, alake: ArrowLake | None = None, lease: LeaseSettings | None = None
+) -> CompactResult:
+    """Compact one day partition (see the module doc); safe to run again at any point. A day
+    that changes under the compaction (an interval published) is compacted again."""
+    for _ in range(ATTEMPTS):
+        try:
+            return _compact_once(lake, dt, alake=alake, lease=lease or LeaseSettings())
+        except _DayChanged:
+            log.info("day %s changed while it was compacted: compacting it again", dt)
+    raise StoreError(pointer_key(dt), f"the day changed under {ATTEMPTS} compactions in a row "
+                     "(intervals being published): nothing switched, run it again later",
+                     transient=True)  # fmt: skip
+
+
+def _compact_once(lake: Lake, dt: str, *, alake: ArrowLake | None, lease: LeaseSettings
+                  ) -> CompactResult:  # fmt: skip
+    holder = new_holder("compact")
+    # manifests first: a publish of the day that ends after this point changes its tag
+    tags = _manifest_tags(lake, sorted({p[1] for k in lake.list(articles_prefix(dt))
+                                        if (p := split_key(k))
+                                        and not p[1].startswith(COMPACT_PREFIX)}))  # fmt: skip
     pointer = read_pointer(lake, dt)
     visible = visible_in_day(lake.list(articles_prefix(dt)), pointer)
     groups = {p[1] for k in visible if (p := split_key(k))}
     hourly = sorted(g for g in groups if not g.startswith(COMPACT_PREFIX))
     if not visible or (pointer is not None and not hourly):
-        deleted = _garbage(lake, dt, pointer)
-        if deleted:
-            lake.delete(deleted)
+        with publish_lease(lake, holder=holder, settings=lease):  # deletes against the pointer now
+            deleted = _garbage(lake, dt, read_pointer(lake, dt))
+            if deleted:
+                lake.delete(deleted)
         log.info("day %s: nothing to compact (%d stale objects removed)", dt, len(deleted))
         return CompactResult(dt, pointer.get("generation") if pointer else None,
                              int(pointer.get("rows", 0)) if pointer else 0,
@@ -304,20 +345,27 @@ def compact_day(lake: Lake, dt: str, *, alake: ArrowLake | None = None) -> Compa
         "compacted_at": datetime.now(UTC).isoformat(),
         "previous": pointer.get("generation") if pointer else None,
     }
-    now = read_pointer(lake, dt)
     started_from = pointer.get("generation") if pointer else None
-    if now is not None and now.get("generation") != started_from:
-        # another compaction of this day switched meanwhile (from the state we read, or a
-        # later one): it wins, ours is discarded
-        lake.delete([*files, index])
-        log.warning("day %s: a newer compaction (%s) finished first; %s discarded",
-                    dt, now.get("generation"), generation)  # fmt: skip
-        return CompactResult(dt, str(now.get("generation")), int(now.get("rows", 0)),
-                             tuple(now.get("files", ())), (), (), 0, skipped=True)  # fmt: skip
-    lake.put_bytes(pointer_key(dt), pointer_json(new_pointer))  # the switch
-    deleted = _garbage(lake, dt, new_pointer)
-    if deleted:
-        lake.delete(deleted)
+    # The switch and its deletes under the lake-wide publish lease: no publish of the day (whose
+    # release_interval rewrites the pointer) and no other compaction's switch interleaves.
+    with publish_lease(lake, holder=holder, settings=lease):
+        now = read_pointer(lake, dt)
+        if now is not None and now.get("generation") != started_from:
+            # another compaction of this day switched meanwhile (from the state we read, or a
+            # later one): it wins, ours is discarded
+            lake.delete([*files, index])
+            log.warning("day %s: another compaction (%s) switched first; %s discarded",
+                        dt, now.get("generation"), generation)  # fmt: skip
+            return CompactResult(dt, str(now.get("generation")), int(now.get("rows", 0)),
+                                 tuple(now.get("files", ())), (), (), 0, skipped=True)  # fmt: skip
+        changed = now != pointer or any(_manifest_tags(lake, [g])[g] != tags.get(g) for g in hourly)
+        if changed:  # an interval of the day was published meanwhile: what we read is stale
+            lake.delete([*files, index])
+            raise _DayChanged(dt)
+        lake.put_bytes(pointer_key(dt), pointer_json(new_pointer))  # the switch
+        deleted = _garbage(lake, dt, new_pointer)
+        if deleted:
+            lake.delete(deleted)
     log.info("day %s: %d rows from %d intervals into %d files (%d near-duplicates linked)",
              dt, sum(out.rows), len(hourly), len(files), len(links))  # fmt: skip
     return CompactResult(dt, generation, sum(out.rows), tuple(files), tuple(hourly),
