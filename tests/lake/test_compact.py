@@ -19,9 +19,10 @@ from etl.article.normalization import hamming
 from etl.cli import app
 from etl.errors import StoreError
 from etl.lake.base import Lake
-from etl.lake.compact import compact_day, link_near_duplicates
+from etl.lake.compact import compact_day
 from etl.lake.dayview import visible_article_keys
 from etl.lake.layout import pointer_key
+from etl.lake.neardup import link_near_duplicates
 from etl.lake.opener import open_lake
 from etl.lake.query import run_query
 from etl.lake.settings import LakeSettings
@@ -327,7 +328,7 @@ def test_a_day_is_spread_over_row_groups_every_scan_thread_can_take(
     """A day larger than MIN_ROW_GROUPS x MIN_ROW_GROUP_BYTES is written as at least
     MIN_ROW_GROUPS row groups of similar size (engines scan one row group per thread), rows in
     order across them; a small day is not shredded below MIN_ROW_GROUP_BYTES."""
-    import etl.lake.compact as compact
+    import etl.lake.compact_files as compact
 
     lake = open_lake(str(tmp_path / "lake"))
     _day(lake)

@@ -274,11 +274,12 @@ def test_renewal_after_a_takeover_reports_the_lease_lost(lake: Lake) -> None:
 
 def test_tasks_sharing_a_holder_renew_side_by_side(lake: Lake) -> None:
     """Mapped tasks of one DAG run hold the interval lease at once, each renewing it."""
-    settings = LeaseSettings(ttl_s=0.6, wait_s=5, poll_s=0.05)
+    # ttl 2 s, held 3 s: renewed at least once, with room for a heartbeat late on a busy box
+    settings = LeaseSettings(ttl_s=2.0, wait_s=5, poll_s=0.05)
 
     def task(i: int) -> bool:
         with interval_lease(lake, IID, holder="dag-run-1", settings=settings, release=False) as ls:
-            time.sleep(1.5)
+            time.sleep(3.0)
             ls.check()
             return ls.lost is None
 
