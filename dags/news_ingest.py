@@ -240,8 +240,7 @@ def news_ingest() -> None:
         """Resolve the interval and configuration, validate sources.yaml: one item per source."""
         from etl.lake import new_attempt
         from etl.records import Interval
-        from etl.runner import Run
-        from etl.runner import plan as plan_sources
+        from etl.runner import Run, plan_step
 
         params = context.get("params") or {}
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
@@ -263,7 +262,8 @@ def news_ingest() -> None:
             "refetch": bool(params.get("refetch")),
             "holder": _holder(context),
         }
-        return [{**base, "source": sid} for sid in _leased(base, plan_sources)]
+        # plan_step also stores the interval's seen index once for the run's tasks
+        return [{**base, "source": sid} for sid in _leased(base, plan_step)]
 
     # multiple_outputs=False: a task returning a dict pushes one XCom, not one more per key.
     @task(multiple_outputs=False)
