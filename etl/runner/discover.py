@@ -64,14 +64,14 @@ def seen_for(run: Run) -> frozenset[str]:
     from etl.runner.run import SEEN_SNAPSHOT
 
     days, iv = run.settings.seen_days, run.interval
-    memo = run.memo.get("seen")
-    if memo is not None and memo[0] == (iv.id, days):
+    memo, whose = run.memo.get("seen"), (run.lake.uri, iv.id, days)
+    if memo is not None and memo[0] == whose:
         return cast("frozenset[str]", memo[1])
     key = run.staging(SEEN_SNAPSHOT)
     seen = snapshot_ids(run.lake, key, days=days, exclude=iv, with_urls=True)
     if seen is None:
         seen = seen_ids(run.lake, days=days, exclude=iv, with_urls=True)
-    run.memo["seen"] = ((iv.id, days), seen)
+    run.memo["seen"] = (whose, seen)
     return seen
 
 
