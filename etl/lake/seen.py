@@ -69,19 +69,24 @@ class _Cache:
         self.lock = threading.Lock()
         self.parts: dict[tuple[str, str], Part] = {}
         self.pointers: dict[tuple[str, str], dict[str, Any]] = {}
+        self.ids = 0  # ids held by parts
 
     def put(self, key: str, version: str, part: Part) -> None:
         with self.lock:
-            if sum(p.size for p in self.parts.values()) + part.size > MAX_CACHED_IDS:
+            if (key, version) in self.parts:
+                return
+            if self.ids + part.size > MAX_CACHED_IDS:
                 self.parts.clear()
+                self.ids = 0
             self.parts[(key, version)] = part
+            self.ids += part.size
 
     def forget(self, dt: str, current: dict[str, str]) -> None:
         """Drop the cached files of partition ``dt`` other than ``current`` (key -> version)."""
         with self.lock:
             for k, v in list(self.parts):
                 if k.split("/", 2)[1:2] == [f"dt={dt}"] and current.get(k) != v:
-                    del self.parts[(k, v)]
+                    self.ids -= self.parts.pop((k, v)).size
 
 
 _CACHES: dict[str, _Cache] = {}
