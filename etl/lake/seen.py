@@ -10,12 +10,9 @@ key except by a rerun of its interval (a new version) or a compaction (a new gen
 a second read in one process costs the LISTs alone, and the publish re-check under the publish
 lease is incremental. The result is always the lake as listed now, never a stale one.
 
-Across processes (the tasks of one DAG run) :func:`write_snapshot` stores what the cache holds
-for an interval, the ids of every file with its version, in one Parquet object (``plan`` writes
-it in the attempt's staging). :func:`read_snapshot` seeds the cache from it (one GET); a
-missing, corrupt or mismatched snapshot seeds nothing, and the next read reads the lake.
-Discovery may use a snapshot's ids as they are (:func:`snapshot_ids`: a few minutes old, it
-costs a re-fetch that publish drops, never an article); publish always reads the listing.
+Across processes (the tasks of one DAG run) the per-interval snapshot of
+:mod:`etl.lake.seen_snapshot` carries what a read found, file by file with versions, and seeds
+this cache.
 """
 
 from __future__ import annotations
@@ -39,13 +36,20 @@ from etl.lake.dayview import visible_in_day
 from etl.lake.layout import ARTICLE_KEY, INDEX_KEY, POINTER_KEY, index_key
 from etl.records import Interval
 
-__all__ = ["clear_seen_cache", "read_snapshot", "seen_index", "snapshot_ids", "write_snapshot"]
+__all__ = [
+    "Cache",
+    "Part",
+    "cache_of",
+    "clear_seen_cache",
+    "seen_index",
+    "seen_parts",
+    "union",
+    "window",
+]
 
 log = logging.getLogger("etl.lake.seen")
 
 _COLUMNS = ["article_id", "url", "canonical_url"]
-_FORMAT = 1
-_META = "newsetl.seen"
 # The cache forgets everything past this many ids (a long-lived process over a big lake).
 MAX_CACHED_IDS = 20_000_000
 
@@ -62,8 +66,8 @@ class Part:
         return len(self.ids) + len(self.url_ids)
 
 
-class _Cache:
-    """Parts and compaction pointers of one lake, by ``(key, version)``."""
+class Cache:
+    """Parts and compaction pointers of one lake, by ``(key, version)`` (one per lake URI)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -89,13 +93,13 @@ class _Cache:
                     self.ids -= self.parts.pop((k, v)).size
 
 
-_CACHES: dict[str, _Cache] = {}
+_CACHES: dict[str, Cache] = {}
 _CACHES_LOCK = threading.Lock()
 
 
-def _cache(lake: Lake) -> _Cache:
+def cache_of(lake: Lake) -> Cache:
     with _CACHES_LOCK:
-        return _CACHES.setdefault(lake.uri, _Cache())
+        return _CACHES.setdefault(lake.uri, Cache())
 
 
 def clear_seen_cache() -> None:
@@ -147,7 +151,7 @@ def _list_window(lake: Lake, dts: list[str]) -> _Listing:
     return out
 
 
-def _pointer(lake: Lake, cache: _Cache, key: str, version: str | None) -> dict[str, Any] | None:
+def _pointer(lake: Lake, cache: Cache, key: str, version: str | None) -> dict[str, Any] | None:
     if version is not None and (key, version) in cache.pointers:
         return cache.pointers[(key, version)]
     try:
@@ -194,7 +198,7 @@ def _read_part(lake: Lake, opened: list[Any], key: str, *, index: bool) -> Part:
 
 
 def _part(
-    lake: Lake, cache: _Cache, opened: list[Any], key: str, version: str | None, *, index: bool
+    lake: Lake, cache: Cache, opened: list[Any], key: str, version: str | None, *, index: bool
 ) -> Part:
     if version is not None:
         hit = cache.parts.get((key, version))
@@ -208,7 +212,7 @@ def _part(
 
 def seen_parts(lake: Lake, *, days: int, exclude: Interval) -> dict[str, tuple[str | None, Part]]:
     """Every file the seen index of ``exclude`` stands on now: key -> (version, part)."""
-    cache = _cache(lake)
+    cache = cache_of(lake)
     dts = window(exclude, days)
     listing = _list_window(lake, dts)
     opened: list[Any] = []
@@ -261,88 +265,3 @@ def seen_index(
     ids = union((p for _, p in parts.values()), with_urls=with_urls)
     log.debug("seen index: %d ids within %d days of %s", len(ids), days, exclude.dt)
     return ids
-
-
-# -- the per-interval snapshot -----------------------------------------------------------------
-
-
-def _meta(days: int, exclude: Interval) -> dict[str, Any]:
-    return {"format": _FORMAT, "days": days, "exclude": exclude.id}
-
-
-def write_snapshot(lake: Lake, key: str, *, days: int, exclude: Interval) -> int:
-    """Read the seen index of ``exclude`` now and store it at ``key`` (one PUT): every file's
-    key, version and ids. Returns the number of files."""
-    parts = sorted(seen_parts(lake, days=days, exclude=exclude).items())
-    columns = [c for _, (_, p) in parts for c in (p.ids, p.url_ids)]
-    meta = {
-        **_meta(days, exclude),
-        "files": [[k, v, len(p.ids), len(p.url_ids)] for k, (v, p) in parts],
-    }
-    ids = pa.concat_arrays(columns) if columns else pa.array([], pa.string())
-    table = pa.table({"id": ids}).replace_schema_metadata({_META: json.dumps(meta)})
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", use_dictionary=False)
-    lake.put_bytes(key, sink.getvalue().to_pybytes())
-    log.info("seen snapshot %s: %d files, %d ids", key, len(parts), table.num_rows)
-    return len(parts)
-
-
-def _load_snapshot(
-    lake: Lake, key: str, *, days: int, exclude: Interval
-) -> dict[str, tuple[str | None, Part]] | None:
-    try:
-        data = lake.get_bytes(key)
-    except StoreError as exc:
-        if exc.kind != "not-found":
-            log.warning("seen snapshot %s unreadable (%s): reading the index", key, exc)
-        return None
-    try:
-        table = pq.read_table(pa.BufferReader(data), use_threads=False)
-        meta = json.loads((table.schema.metadata or {})[_META.encode()])
-        if {k: meta.get(k) for k in ("format", "days", "exclude")} != _meta(days, exclude):
-            log.warning("seen snapshot %s is for another window: reading the index", key)
-            return None
-        ids = table.column("id").combine_chunks().cast(pa.string())
-        out: dict[str, tuple[str | None, Part]] = {}
-        at = 0
-        for file_key, version, n_ids, n_urls in meta["files"]:
-            if not isinstance(file_key, str) or not (version is None or isinstance(version, str)):
-                raise ValueError(f"bad file entry {file_key!r}")
-            part = Part(ids.slice(at, int(n_ids)), ids.slice(at + int(n_ids), int(n_urls)))
-            out[file_key] = (version, part)
-            at += int(n_ids) + int(n_urls)
-        if at != len(ids) or ids.null_count:
-            raise ValueError(f"{len(ids)} ids for {at} listed")
-    except (pa.ArrowException, OSError, KeyError, TypeError, ValueError) as exc:
-        log.warning("seen snapshot %s is corrupt (%s): reading the index", key, exc)
-        return None
-    return out
-
-
-def read_snapshot(lake: Lake, key: str, *, days: int, exclude: Interval) -> bool:
-    """Seed this process's cache from the snapshot at ``key``; False when there is none (or
-    it is corrupt or for another window): the next read then reads the lake."""
-    parts = _load_snapshot(lake, key, days=days, exclude=exclude)
-    if parts is None:
-        return False
-    cache = _cache(lake)
-    for file_key, (version, part) in parts.items():
-        if version is not None:
-            cache.put(file_key, version, part)
-    return True
-
-
-def snapshot_ids(
-    lake: Lake, key: str, *, days: int, exclude: Interval, with_urls: bool = False
-) -> frozenset[str] | None:
-    """The ids a snapshot holds, as of when it was written (no listing: for discovery), and
-    the cache seeded; None when there is no usable snapshot."""
-    parts = _load_snapshot(lake, key, days=days, exclude=exclude)
-    if parts is None:
-        return None
-    cache = _cache(lake)
-    for file_key, (version, part) in parts.items():
-        if version is not None:
-            cache.put(file_key, version, part)
-    return union((p for _, p in parts.values()), with_urls=with_urls)

@@ -16,7 +16,8 @@ from etl.lake.base import Lake
 from etl.lake.compact import compact_day
 from etl.lake.keyindex import key_tables
 from etl.lake.opener import open_lake
-from etl.lake.seen import clear_seen_cache, read_snapshot, snapshot_ids, window, write_snapshot
+from etl.lake.seen import clear_seen_cache, window
+from etl.lake.seen_snapshot import read_snapshot, snapshot_ids, write_snapshot
 from etl.lake.settings import LakeSettings
 from etl.lake.store import publish_interval, seen_ids
 from etl.records import Interval
