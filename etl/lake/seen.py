@@ -52,18 +52,46 @@ log = logging.getLogger("etl.lake.seen")
 _COLUMNS = ["article_id", "url", "canonical_url"]
 # The cache forgets everything past this many ids (a long-lived process over a big lake).
 MAX_CACHED_IDS = 20_000_000
+_EMPTY: pa.Array[Any] = pa.array([], pa.string())
 
 
-@dataclass(frozen=True)
 class Part:
-    """One file's share of the seen index: its ids, and the ids of its rows' URLs."""
+    """One file's share of the seen index: its ids, and (on first need: 25 us a URL) the ids of
+    its rows' URLs, kept until then as the distinct URLs."""
 
-    ids: pa.Array[Any]
-    url_ids: pa.Array[Any]
+    __slots__ = ("_url_ids", "_urls", "ids")
+
+    def __init__(
+        self,
+        ids: pa.Array[Any],
+        *,
+        urls: pa.Array[Any] | None = None,
+        url_ids: pa.Array[Any] | None = None,
+    ) -> None:
+        self.ids = ids
+        self._urls = urls
+        self._url_ids = url_ids if url_ids is not None or urls is not None else _EMPTY
 
     @property
     def size(self) -> int:
-        return len(self.ids) + len(self.url_ids)
+        extra = self._url_ids if self._url_ids is not None else self._urls
+        return len(self.ids) + (len(extra) if extra is not None else 0)
+
+    def url_ids(self) -> pa.Array[Any]:
+        """The article ids of the rows' URLs that are not row ids (computed once)."""
+        if self._url_ids is None:
+            from etl.urls import article_id
+
+            found: set[str] = set()
+            urls = self._urls if self._urls is not None else _EMPTY
+            for url in cast(list[str], urls.to_pylist()):
+                try:
+                    found.add(article_id(url))
+                except ValueError:  # no http(s) URL: nothing a listing could name
+                    continue
+            found -= set(cast(list[str], self.ids.to_pylist()))
+            self._url_ids, self._urls = pa.array(sorted(found), pa.string()), None
+        return self._url_ids
 
 
 class Cache:
@@ -73,7 +101,8 @@ class Cache:
         self.lock = threading.Lock()
         self.parts: dict[tuple[str, str], Part] = {}
         self.pointers: dict[tuple[str, str], dict[str, Any]] = {}
-        self.ids = 0  # ids held by parts
+        self.sizes: dict[tuple[str, str], int] = {}
+        self.ids = 0  # ids (and URLs) held by parts, as counted when cached
 
     def put(self, key: str, version: str, part: Part) -> None:
         with self.lock:
@@ -81,8 +110,10 @@ class Cache:
                 return
             if self.ids + part.size > MAX_CACHED_IDS:
                 self.parts.clear()
+                self.sizes.clear()
                 self.ids = 0
             self.parts[(key, version)] = part
+            self.sizes[(key, version)] = part.size
             self.ids += part.size
 
     def forget(self, dt: str, current: dict[str, str]) -> None:
@@ -90,7 +121,8 @@ class Cache:
         with self.lock:
             for k, v in list(self.parts):
                 if k.split("/", 2)[1:2] == [f"dt={dt}"] and current.get(k) != v:
-                    self.ids -= self.parts.pop((k, v)).size
+                    del self.parts[(k, v)]
+                    self.ids -= self.sizes.pop((k, v))
 
 
 _CACHES: dict[str, Cache] = {}
@@ -169,19 +201,13 @@ def _pointer(lake: Lake, cache: Cache, key: str, version: str | None) -> dict[st
 
 
 def part_of(table: pa.Table) -> Part:
-    """The ids of a key table, and the article ids of its rows' URLs."""
-    from etl.urls import article_id
-
+    """A key table's ids, and its distinct URLs (their ids are computed when first asked)."""
     ids = pc.unique(table.column("article_id").combine_chunks()).cast(pa.string())
-    url_ids: set[str] = set()
-    for name in _COLUMNS[1:]:
-        for url in filter(None, table.column(name).to_pylist()):
-            try:
-                url_ids.add(article_id(str(url)))
-            except ValueError:  # no http(s) URL: nothing a listing could name
-                continue
-    known = set(cast(list[str], ids.to_pylist()))
-    return Part(ids, pa.array(sorted(url_ids - known), pa.string()))
+    urls = pa.chunked_array(
+        [c for name in _COLUMNS[1:] for c in table.column(name).cast(pa.string()).chunks],
+        pa.string(),
+    )
+    return Part(ids, urls=pc.unique(urls.combine_chunks()).drop_null())
 
 
 def _read_part(lake: Lake, opened: list[Any], key: str, *, index: bool) -> Part:
@@ -250,7 +276,7 @@ def union(parts: Iterable[Part], *, with_urls: bool) -> frozenset[str]:
     for part in parts:
         ids.update(cast(list[str], part.ids.to_pylist()))
         if with_urls:
-            ids.update(cast(list[str], part.url_ids.to_pylist()))
+            ids.update(cast(list[str], part.url_ids().to_pylist()))
     return frozenset(ids)
 
 

@@ -39,10 +39,10 @@ def write_snapshot(lake: Lake, key: str, *, days: int, exclude: Interval) -> int
     """Read the seen index of ``exclude`` now and store it at ``key`` (one PUT): every file's
     key, version and ids. Returns the number of files."""
     parts = sorted(seen_parts(lake, days=days, exclude=exclude).items())
-    columns = [c for _, (_, p) in parts for c in (p.ids, p.url_ids)]
+    columns = [c for _, (_, p) in parts for c in (p.ids, p.url_ids())]
     meta = {
         **_meta(days, exclude),
-        "files": [[k, v, len(p.ids), len(p.url_ids)] for k, (v, p) in parts],
+        "files": [[k, v, len(p.ids), len(p.url_ids())] for k, (v, p) in parts],
     }
     ids = pa.concat_arrays(columns) if columns else pa.array([], pa.string())
     table = pa.table({"id": ids}).replace_schema_metadata({_META: json.dumps(meta)})
@@ -74,7 +74,7 @@ def _load_snapshot(
         for file_key, version, n_ids, n_urls in meta["files"]:
             if not isinstance(file_key, str) or not (version is None or isinstance(version, str)):
                 raise ValueError(f"bad file entry {file_key!r}")
-            part = Part(ids.slice(at, int(n_ids)), ids.slice(at + int(n_ids), int(n_urls)))
+            part = Part(ids.slice(at, int(n_ids)), url_ids=ids.slice(at + int(n_ids), int(n_urls)))
             out[file_key] = (version, part)
             at += int(n_ids) + int(n_urls)
         if at != len(ids) or ids.null_count:
