@@ -5,7 +5,8 @@ Each run owns one real hour, `[data_interval_start, data_interval_end)` (a
 `CronDataIntervalTimetable`, not Airflow 3's zero-length default), and writes that interval of
 the lake exactly once, however often it is retried, rerun or backfilled.
 
-`plan` (read and validate the sources) → `discover` (mapped per source) → `split` (one item
+`plan` (read and validate the sources; store the interval's seen index once, read by the
+other tasks with one GET) → `discover` (mapped per source) → `split` (one item
 per chunk of a source with a `chunk_size`, see etl/runner/chunks.py; one per other source) → `fetch`
 (mapped per chunk, in the `news_http` pool) → `process` (mapped: extract, clean, normalize to
 staging Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gate; emits
