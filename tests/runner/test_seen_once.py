@@ -118,27 +118,38 @@ def _x_rows(settings: Settings) -> list[str]:
     return [r["url"] for r in rows if r["url"].endswith("/x")]
 
 
-@pytest.mark.parametrize("compact", [False, True])
+@pytest.mark.parametrize("store", ["local", "s3"])
+@pytest.mark.parametrize("compact", [False, True], ids=["hourly", "compacted"])
+@pytest.mark.parametrize("order", ["schedule", "backfill"])
 def test_a_stale_snapshot_costs_a_fetch_never_a_duplicate(
-    tmp_path: Path, site: Site, compact: bool
-) -> None:
-    """HOUR10's plan stores the seen index; HOUR9 then publishes /x (and the day may be
-    compacted, switching generations); HOUR10's discover trusts its snapshot and fetches /x
-    again, but its publish reads the lake: /x is published once."""
-    settings = _settings(tmp_path, site)
-    later = DagRun(settings, HOUR10)
-    sources = later.plan()
-    run_interval(Run.open(settings, HOUR9))
+    tmp_path: Path, site: Site, request: pytest.FixtureRequest, store: str, compact: bool,
+    order: str,
+) -> None:  # fmt: skip
+    """One interval's ``plan`` stores the seen index; the other interval (the hour before on
+    schedule, or the hour after beside a backfill) then publishes /x, and the day may be
+    compacted (switching generations); the first interval's discover trusts its snapshot and
+    fetches /x again, but its publish reads the lake: /x is published once. A rerun with
+    everything cached in this process reproduces the interval."""
+    lake = None
+    if store == "s3":
+        server = request.getfixturevalue("s3_server")
+        lake = s3_lake_settings(server, server.new_bucket())
+    settings = _settings(tmp_path, site, lake)
+    mine, other = (HOUR10, HOUR9) if order == "schedule" else (HOUR9, HOUR10)
+    own = "/b1" if mine == HOUR10 else "/a1"
+    dag = DagRun(settings, mine)
+    sources = dag.plan()
+    run_interval(Run.open(settings, other))
     if compact:
-        assert not compact_day(Run.open(settings, HOUR9).lake, "2022-05-14").skipped
-    out = later.rest(sources)
+        assert not compact_day(Run.open(settings, other).lake, "2022-05-14").skipped
+    out = dag.rest(sources)
     assert len(site.requests("/x")) == 2  # the snapshot's price: one fetch publish drops
     assert out["articles"] == 1
     assert _x_rows(settings) == [site.url("/x")]
-    assert [r["url"] for r in articles(Run.open(settings, HOUR10))] == [site.url("/b1")]
-    # a rerun of HOUR10 with everything warm in this process reproduces it
-    again = run_interval(Run.open(settings, HOUR10))
+    assert [r["url"] for r in articles(Run.open(settings, mine))] == [site.url(own)]
+    again = run_interval(Run.open(settings, mine))
     assert again["articles"] == 1 and _x_rows(settings) == [site.url("/x")]
+    assert [r["url"] for r in articles(Run.open(settings, mine))] == [site.url(own)]
 
 
 @pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "other window"])
