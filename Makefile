@@ -70,7 +70,7 @@ test: check
 	$(RUN) pytest -q -n 2 --dist loadfile
 
 bench: setup
-	@status=0; for b in bench_quality bench_extract bench_fetch bench_warc_memory bench_upload bench_airflow bench_lake bench_load bench_cluster; do \
+	@status=0; for b in bench_quality bench_extract bench_fetch bench_warc_memory bench_upload bench_airflow bench_lake bench_seen bench_load bench_cluster; do \
 		echo "== bench/$$b.py"; $(RUN) python bench/$$b.py || status=1; done; exit $$status
 
 clean:

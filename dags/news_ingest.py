@@ -5,7 +5,8 @@ Each run owns one real hour, `[data_interval_start, data_interval_end)` (a
 `CronDataIntervalTimetable`, not Airflow 3's zero-length default), and writes that interval of
 the lake exactly once, however often it is retried, rerun or backfilled.
 
-`plan` (read and validate the sources) → `discover` (mapped per source) → `split` (one item
+`plan` (read and validate the sources; store the interval's seen index once, read by the
+other tasks with one GET) → `discover` (mapped per source) → `split` (one item
 per chunk of a source with a `chunk_size`, see etl/runner/chunks.py; one per other source) → `fetch`
 (mapped per chunk, in the `news_http` pool) → `process` (mapped: extract, clean, normalize to
 staging Parquet) → `publish` (the exactly-once switch) → `validate` (the quality gate; emits
@@ -240,8 +241,7 @@ def news_ingest() -> None:
         """Resolve the interval and configuration, validate sources.yaml: one item per source."""
         from etl.lake import new_attempt
         from etl.records import Interval
-        from etl.runner import Run
-        from etl.runner import plan as plan_sources
+        from etl.runner import Run, plan_step
 
         params = context.get("params") or {}
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
@@ -263,7 +263,8 @@ def news_ingest() -> None:
             "refetch": bool(params.get("refetch")),
             "holder": _holder(context),
         }
-        return [{**base, "source": sid} for sid in _leased(base, plan_sources)]
+        # plan_step also stores the interval's seen index once for the run's tasks
+        return [{**base, "source": sid} for sid in _leased(base, plan_step)]
 
     # multiple_outputs=False: a task returning a dict pushes one XCom, not one more per key.
     @task(multiple_outputs=False)

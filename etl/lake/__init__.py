@@ -55,6 +55,10 @@ if TYPE_CHECKING:
     from etl.lake.query_output import write_parquet as write_parquet
     from etl.lake.query_output import write_text as write_text
     from etl.lake.s3 import make_client as make_client
+    from etl.lake.seen import clear_seen_cache as clear_seen_cache
+    from etl.lake.seen_snapshot import read_snapshot as read_snapshot
+    from etl.lake.seen_snapshot import snapshot_ids as snapshot_ids
+    from etl.lake.seen_snapshot import write_snapshot as write_snapshot
     from etl.lake.settings import CONN_ID as CONN_ID
     from etl.lake.settings import DEFAULT_LAKE as DEFAULT_LAKE
     from etl.lake.settings import LakeSettings as LakeSettings
@@ -111,6 +115,8 @@ __all__, __getattr__, __dir__ = surface(
         "query": ("connect", "query_batches", "run_query"),
         "query_output": ("FORMATS", "write_parquet", "write_text"),
         "s3": ("make_client",),
+        "seen": ("clear_seen_cache",),
+        "seen_snapshot": ("read_snapshot", "snapshot_ids", "write_snapshot"),
         "settings": (
             "CONN_ID",
             "DEFAULT_LAKE",

@@ -180,6 +180,18 @@ class LocalLake:
             out.append((key, datetime.fromtimestamp(mtime, UTC)))
         return out
 
+    def list_versions(self, prefix: str = "") -> builtins.list[tuple[str, str]]:
+        """``list`` with each object's version: a new one whenever the key is written again
+        (a put is a new file renamed over the key: a new inode)."""
+        out = []
+        for key in self.list(prefix):
+            try:
+                st = self._path(key).stat()
+            except FileNotFoundError:  # deleted since listed
+                continue
+            out.append((key, f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"))
+        return out
+
     def delete(self, keys: Iterable[str]) -> None:
         """Delete objects; folders left empty are removed too (as S3 has no empty prefixes)."""
         for key in keys:

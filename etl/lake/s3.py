@@ -252,6 +252,20 @@ class S3Lake:
             raise _store_error(f"{self.uri}/{prefix}", "list", exc) from exc
         return sorted(out)
 
+    def list_versions(self, prefix: str = "") -> builtins.list[tuple[str, str]]:
+        """``list`` with each object's ETag (what the LIST returns anyway)."""
+        out: builtins.list[tuple[str, str]] = []
+        start = len(self.prefix)
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            )
+            for page in pages:
+                out += [(o["Key"][start:], o["ETag"].strip('"')) for o in page.get("Contents", [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise _store_error(f"{self.uri}/{prefix}", "list", exc) from exc
+        return sorted(out)
+
     def delete(self, keys: Iterable[str]) -> None:
         todo = [self._key(k) for k in keys]
         for i in range(0, len(todo), 1000):  # DeleteObjects takes at most 1000 keys

@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -38,9 +38,10 @@ import pyarrow.parquet as pq
 from etl.errors import StoreError
 from etl.lake.base import Lake
 from etl.lake.dayview import release_interval, visible_article_keys
-from etl.lake.keyindex import key_tables, write_index
+from etl.lake.keyindex import write_index
 from etl.lake.layout import article_key, articles_prefix, fetch_log_key, index_key, manifest_key
 from etl.lake.lease import Lease, new_holder, publish_lease
+from etl.lake.seen import seen_index
 from etl.lake.settings import LeaseSettings
 from etl.records import Interval
 from etl.schema import article_schema, fetch_log_schema, schema_version
@@ -473,22 +474,6 @@ def seen_ids(
     what discovery needs, since it names a page by the URL it was listed under, while a row's id
     may come from a canonical link on another host.
     """
-    from etl.urls import article_id
-
-    if days < 0:
-        raise ValueError(f"days must be >= 0, got {days}")
-    day0 = date.fromisoformat(exclude.dt)
-    columns = ["article_id", "url", "canonical_url"] if with_urls else ["article_id"]
-    ids: set[str] = set()
-    for offset in range(-days, days + 1):
-        d = (day0 + timedelta(days=offset)).isoformat()
-        for table in key_tables(lake, d, columns=columns, skip_group=exclude.id):
-            ids.update(cast(list[str], table.column("article_id").to_pylist()))
-            for name in columns[1:]:
-                for url in filter(None, table.column(name).to_pylist()):
-                    try:
-                        ids.add(article_id(str(url)))
-                    except ValueError:  # no http(s) URL: nothing a listing could name
-                        continue
-    log.debug("seen index: %d ids within %d days of %s", len(ids), days, exclude.dt)
-    return frozenset(ids)
+    return seen_index(  # each file read once per process and version (etl.lake.seen)
+        lake, days=days, exclude=exclude, with_urls=with_urls
+    )

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from etl.runner.results import Validated as Validated
     from etl.runner.run import Run as Run
     from etl.runner.run import plan as plan
+    from etl.runner.run import plan_step as plan_step
 
 __all__, __getattr__, __dir__ = surface(
     __name__,
@@ -55,6 +56,6 @@ __all__, __getattr__, __dir__ = surface(
             "Status",
             "Validated",
         ),
-        "run": ("Run", "plan"),
+        "run": ("Run", "plan", "plan_step"),
     },
 )

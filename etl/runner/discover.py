@@ -28,7 +28,14 @@ from etl.fetch import (
     validators_from_json,
     validators_to_json,
 )
-from etl.lake import Lake, seen_ids, update_json_object, validators_key, write_table
+from etl.lake import (
+    Lake,
+    seen_ids,
+    snapshot_ids,
+    update_json_object,
+    validators_key,
+    write_table,
+)
 from etl.runner.chunks import chunk_size, replay_chunks, split_candidates
 from etl.runner.rawzone import jsonl, read_index
 from etl.runner.results import Chunk, Discovered, Mode
@@ -50,8 +57,22 @@ def _put_log(run: Run, key: str, rows: list[FetchLog]) -> None:
 
 
 def seen_for(run: Run) -> frozenset[str]:
-    """The seen index as discovery needs it (ids of listed URLs included)."""
-    return seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval, with_urls=True)
+    """The seen index as discovery needs it (ids of listed URLs included), read once per
+    :class:`Run`: from the snapshot ``plan`` stored for the DAG run (one GET), else from the
+    lake. A few minutes old at most: an article published meanwhile is fetched again and
+    dropped by publish, whose seen checks read the lake as it is then."""
+    from etl.runner.run import SEEN_SNAPSHOT
+
+    days, iv = run.settings.seen_days, run.interval
+    memo, whose = run.memo.get("seen"), (run.lake.uri, iv.id, days)
+    if memo is not None and memo[0] == whose:
+        return cast("frozenset[str]", memo[1])
+    key = run.staging(SEEN_SNAPSHOT)
+    seen = snapshot_ids(run.lake, key, days=days, exclude=iv, with_urls=True)
+    if seen is None:
+        seen = seen_ids(run.lake, days=days, exclude=iv, with_urls=True)
+    run.memo["seen"] = (whose, seen)
+    return seen
 
 
 def discover_step(run: Run, source_id: str) -> Discovered:

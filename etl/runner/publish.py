@@ -17,13 +17,14 @@ from etl.lake import (
     clean_old_staging,
     read_columns,
     read_manifest,
+    read_snapshot,
     read_table,
     seen_ids,
 )
 from etl.runner.chunks import merge_items, part_name, write_directories
 from etl.runner.rawzone import read_index, read_log
 from etl.runner.results import Processed, Published, Validated
-from etl.runner.run import Run
+from etl.runner.run import SEEN_SNAPSHOT, Run
 from etl.schema import ARTICLE_VERSION, article_schema, fetch_log_schema
 
 __all__ = ["publish_step", "validate_step"]
@@ -79,7 +80,10 @@ def publish_step(run: Run, processed: list[Processed]) -> Published:
     from etl.lake import manifest_extra, publish
 
     write_directories(run, processed)  # chunked sources: the switch naming their chunk zones
-    seen = seen_ids(run.lake, days=run.settings.seen_days, exclude=run.interval)
+    days = run.settings.seen_days
+    if "seen" not in run.memo:  # a task of its own: what plan read is not read again
+        read_snapshot(run.lake, run.staging(SEEN_SNAPSHOT), days=days, exclude=run.interval)
+    seen = seen_ids(run.lake, days=days, exclude=run.interval)  # the lake as listed now
     mine = run.staging() + "/"
     staged = [p["articles"] for p in processed if str(p.get("articles") or "").startswith(mine)]
 

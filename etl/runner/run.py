@@ -6,11 +6,12 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import httpx
 
 from etl.config import Settings, SourceConfig, SourcesFile, load_sources
-from etl.errors import ConfigError
+from etl.errors import ConfigError, EtlError
 from etl.fetch import Resolver, http_client, system_resolver
 from etl.lake import (
     KEY_UNSAFE,
@@ -18,12 +19,15 @@ from etl.lake import (
     new_attempt,
     open_lake,
     staging_key,
+    write_snapshot,
 )
 from etl.records import Interval
 
-__all__ = ["Run", "plan"]
+__all__ = ["SEEN_SNAPSHOT", "Run", "plan", "plan_step"]
 
 log = logging.getLogger("etl.runner.run")
+
+SEEN_SNAPSHOT = "seen.parquet"  # the interval's seen index, under the attempt's staging
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class Run:
     attempt: str = field(default_factory=new_attempt)
     # time.monotonic() after which no fetch starts (fetch.run_deadline_s from the opening)
     deadline: float = math.inf
+    # what this Run read once and shares between its steps (the seen index of discovery)
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def open(
@@ -88,3 +94,21 @@ class Run:
 def plan(run: Run) -> list[str]:
     """Validated source ids of the run (the sources file was checked when the run opened)."""
     return [s.id for s in run.sources.sources]
+
+
+def plan_step(run: Run) -> list[str]:
+    """``plan`` of a DAG run: the source ids, and the interval's seen index read once and stored
+    in the attempt's staging (:data:`SEEN_SNAPSHOT`, :func:`etl.lake.write_snapshot`) for the
+    run's other tasks. Without it (a failed write) they read the lake themselves."""
+    try:
+        write_snapshot(
+            run.lake,
+            run.staging(SEEN_SNAPSHOT),
+            days=run.settings.seen_days,
+            exclude=run.interval,
+        )
+    except EtlError as exc:
+        log.warning(
+            "interval %s: no seen snapshot (%s); each task reads the index", run.interval.id, exc
+        )
+    return plan(run)

@@ -1,0 +1,293 @@
+"""The seen index, read once: a cache of the key-index files by object version, and the
+per-interval snapshot that DAG tasks share.
+
+:func:`seen_index` (behind :func:`etl.lake.store.seen_ids`) is the ids of the article files of
+the days around an interval, never the interval's own. Each read lists the window's objects (one
+LIST per month of ``articles/dt=``, ``_index/dt=`` and ``_compact/dt=``, not three requests a
+day) with each object's *version* (the ETag on S3; inode, size and mtime locally) and GETs only
+the files this process has not read at that version: a key-index file never changes under its
+key except by a rerun of its interval (a new version) or a compaction (a new generation key), so
+a second read in one process costs the LISTs alone, and the publish re-check under the publish
+lease is incremental. The result is always the lake as listed now, never a stale one.
+
+Across processes (the tasks of one DAG run) the per-interval snapshot of
+:mod:`etl.lake.seen_snapshot` carries what a read found, file by file with versions, and seeds
+this cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, cast
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from etl.errors import StoreError
+from etl.lake.arrowfs import arrow_filesystem, read_columns
+from etl.lake.base import Lake
+from etl.lake.dayview import visible_in_day
+from etl.lake.layout import ARTICLE_KEY, INDEX_KEY, POINTER_KEY, index_key
+from etl.records import Interval
+
+__all__ = [
+    "Cache",
+    "Part",
+    "cache_of",
+    "clear_seen_cache",
+    "seen_index",
+    "seen_parts",
+    "union",
+    "window",
+]
+
+log = logging.getLogger("etl.lake.seen")
+
+_COLUMNS = ["article_id", "url", "canonical_url"]
+# The cache forgets everything past this many ids (a long-lived process over a big lake).
+MAX_CACHED_IDS = 20_000_000
+_EMPTY: pa.Array[Any] = pa.array([], pa.string())
+
+
+class Part:
+    """One file's share of the seen index: its ids, and (on first need: 25 us a URL) the ids of
+    its rows' URLs, kept until then as the distinct URLs."""
+
+    __slots__ = ("_url_ids", "_urls", "ids")
+
+    def __init__(
+        self,
+        ids: pa.Array[Any],
+        *,
+        urls: pa.Array[Any] | None = None,
+        url_ids: pa.Array[Any] | None = None,
+    ) -> None:
+        self.ids = ids
+        self._urls = urls
+        self._url_ids = url_ids if url_ids is not None or urls is not None else _EMPTY
+
+    @property
+    def size(self) -> int:
+        extra = self._url_ids if self._url_ids is not None else self._urls
+        return len(self.ids) + (len(extra) if extra is not None else 0)
+
+    def url_ids(self) -> pa.Array[Any]:
+        """The article ids of the rows' URLs that are not row ids (computed once)."""
+        if self._url_ids is None:
+            from etl.urls import article_id
+
+            found: set[str] = set()
+            urls = self._urls if self._urls is not None else _EMPTY
+            for url in cast(list[str], urls.to_pylist()):
+                try:
+                    found.add(article_id(url))
+                except ValueError:  # no http(s) URL: nothing a listing could name
+                    continue
+            found -= set(cast(list[str], self.ids.to_pylist()))
+            self._url_ids, self._urls = pa.array(sorted(found), pa.string()), None
+        return self._url_ids
+
+
+class Cache:
+    """Parts and compaction pointers of one lake, by ``(key, version)`` (one per lake URI)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.parts: dict[tuple[str, str], Part] = {}
+        self.pointers: dict[tuple[str, str], dict[str, Any]] = {}
+        self.sizes: dict[tuple[str, str], int] = {}
+        self.ids = 0  # ids (and URLs) held by parts, as counted when cached
+
+    def put(self, key: str, version: str, part: Part) -> None:
+        with self.lock:
+            if (key, version) in self.parts:
+                return
+            if self.ids + part.size > MAX_CACHED_IDS:
+                self.parts.clear()
+                self.sizes.clear()
+                self.ids = 0
+            self.parts[(key, version)] = part
+            self.sizes[(key, version)] = part.size
+            self.ids += part.size
+
+    def forget(self, dt: str, current: dict[str, str]) -> None:
+        """Drop the cached files of partition ``dt`` other than ``current`` (key -> version)."""
+        with self.lock:
+            for k, v in list(self.parts):
+                if k.split("/", 2)[1:2] == [f"dt={dt}"] and current.get(k) != v:
+                    del self.parts[(k, v)]
+                    self.ids -= self.sizes.pop((k, v))
+
+
+_CACHES: dict[str, Cache] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def cache_of(lake: Lake) -> Cache:
+    with _CACHES_LOCK:
+        return _CACHES.setdefault(lake.uri, Cache())
+
+
+def clear_seen_cache() -> None:
+    """Forget every cached part (tests; a process that wants a cold read)."""
+    with _CACHES_LOCK:
+        _CACHES.clear()
+
+
+def _listed(lake: Lake, prefix: str) -> list[tuple[str, str | None]]:
+    """Keys under ``prefix`` with their versions (None: this lake cannot say, never cached)."""
+    lister: Callable[[str], list[tuple[str, str]]] | None = getattr(lake, "list_versions", None)
+    if lister is None:
+        return [(k, None) for k in lake.list(prefix)]
+    return list(lister(prefix))
+
+
+def window(exclude: Interval, days: int) -> list[str]:
+    """The ``dt`` partitions within ``days`` days of ``exclude.dt``, both sides."""
+    if days < 0:
+        raise ValueError(f"days must be >= 0, got {days}")
+    day0 = date.fromisoformat(exclude.dt)
+    return [(day0 + timedelta(days=o)).isoformat() for o in range(-days, days + 1)]
+
+
+@dataclass
+class _Listing:
+    articles: dict[str, list[tuple[str, str | None]]]  # dt -> article files
+    indexes: dict[str, dict[str, tuple[str, str | None]]]  # dt -> group -> index key, version
+    pointers: dict[str, tuple[str, str | None]]  # dt -> pointer key, version
+
+
+def _list_window(lake: Lake, dts: list[str]) -> _Listing:
+    """One LIST (page) per month and prefix: the window's article files, indexes, pointers."""
+    wanted = set(dts)
+    out = _Listing({d: [] for d in dts}, {d: {} for d in dts}, {})
+    for month in sorted({d[:7] for d in dts}):
+        for key, version in _listed(lake, f"articles/dt={month}"):
+            m = ARTICLE_KEY.match(key)
+            if m and m.group(1) in wanted:
+                out.articles[m.group(1)].append((key, version))
+        for key, version in _listed(lake, f"_index/dt={month}"):
+            m = INDEX_KEY.match(key)
+            if m and m.group(1) in wanted:
+                out.indexes[m.group(1)][m.group(2)] = (key, version)
+        for key, version in _listed(lake, f"_compact/dt={month}"):
+            m = POINTER_KEY.match(key)
+            if m and m.group(1) in wanted:
+                out.pointers[m.group(1)] = (key, version)
+    return out
+
+
+def _pointer(lake: Lake, cache: Cache, key: str, version: str | None) -> dict[str, Any] | None:
+    if version is not None and (key, version) in cache.pointers:
+        return cache.pointers[(key, version)]
+    try:
+        data: dict[str, Any] = json.loads(lake.get_bytes(key))
+    except StoreError as exc:
+        if exc.kind == "not-found":  # removed since listed
+            return None
+        raise
+    except ValueError as exc:
+        raise StoreError(key, f"not a compaction pointer: {exc}") from None
+    if version is not None:
+        with cache.lock:
+            cache.pointers[(key, version)] = data
+    return data
+
+
+def part_of(table: pa.Table) -> Part:
+    """A key table's ids, and its distinct URLs (their ids are computed when first asked)."""
+    ids = pc.unique(table.column("article_id").combine_chunks()).cast(pa.string())
+    urls = pa.chunked_array(
+        [c for name in _COLUMNS[1:] for c in table.column(name).cast(pa.string()).chunks],
+        pa.string(),
+    )
+    return Part(ids, urls=pc.unique(urls.combine_chunks()).drop_null())
+
+
+def _read_part(lake: Lake, opened: list[Any], key: str, *, index: bool) -> Part:
+    if index:
+        data = lake.get_bytes(key)
+        try:
+            table = pq.read_table(pa.BufferReader(data), columns=_COLUMNS, use_threads=False)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise StoreError(key, f"not a readable Parquet file: {exc}") from exc
+        return part_of(table)
+    if not opened:  # the ranged-read filesystem, opened on first need
+        opened.append(arrow_filesystem(lake))
+    return part_of(read_columns(lake, key, _COLUMNS, alake=opened[0])[1])
+
+
+def _part(
+    lake: Lake, cache: Cache, opened: list[Any], key: str, version: str | None, *, index: bool
+) -> Part:
+    if version is not None:
+        hit = cache.parts.get((key, version))
+        if hit is not None:
+            return hit
+    part = _read_part(lake, opened, key, index=index)
+    if version is not None:
+        cache.put(key, version, part)
+    return part
+
+
+def seen_parts(lake: Lake, *, days: int, exclude: Interval) -> dict[str, tuple[str | None, Part]]:
+    """Every file the seen index of ``exclude`` stands on now: key -> (version, part)."""
+    cache = cache_of(lake)
+    dts = window(exclude, days)
+    listing = _list_window(lake, dts)
+    opened: list[Any] = []
+    out: dict[str, tuple[str | None, Part]] = {}
+    for dt in dts:
+        pkey, pversion = listing.pointers.get(dt, (None, None))
+        pointer = _pointer(lake, cache, pkey, pversion) if pkey else None
+        versions = dict(listing.articles[dt])
+        groups: dict[str, list[str]] = {}
+        for key in visible_in_day(list(versions), pointer):  # a compacted day: its files
+            m = ARTICLE_KEY.match(key)
+            if m and m.group(2) != exclude.id:
+                groups.setdefault(m.group(2), []).append(key)
+        for group in sorted(groups):
+            ikey, iversion = listing.indexes[dt].get(group, (index_key(dt, group), None))
+            if group in listing.indexes[dt]:
+                try:
+                    out[ikey] = (iversion, _part(lake, cache, opened, ikey, iversion, index=True))
+                    continue
+                except StoreError as exc:
+                    if exc.kind != "not-found":
+                        raise
+                log.debug("index %s went away: reading the article files", ikey)
+            for key in groups[group]:  # no index (written before it existed): the columns
+                version = versions[key]
+                out[key] = (version, _part(lake, cache, opened, key, version, index=False))
+        current = {k: v for k, v in listing.articles[dt] if v is not None}
+        current.update({k: v for k, v in listing.indexes[dt].values() if v is not None})
+        cache.forget(dt, current)
+    return out
+
+
+def union(parts: Iterable[Part], *, with_urls: bool) -> frozenset[str]:
+    ids: set[str] = set()
+    for part in parts:
+        ids.update(cast(list[str], part.ids.to_pylist()))
+        if with_urls:
+            ids.update(cast(list[str], part.url_ids().to_pylist()))
+    return frozenset(ids)
+
+
+def seen_index(
+    lake: Lake, *, days: int, exclude: Interval, with_urls: bool = False
+) -> frozenset[str]:
+    """Article ids in partitions within ``days`` days of ``exclude.dt`` (both sides), never
+    ``exclude``'s own; ``with_urls`` adds the ids of each row's ``url`` and ``canonical_url``
+    (see :func:`etl.lake.store.seen_ids`). As the lake is listed now; files read at the
+    version listed are not read again."""
+    parts = seen_parts(lake, days=days, exclude=exclude)
+    ids = union((p for _, p in parts.values()), with_urls=with_urls)
+    log.debug("seen index: %d ids within %d days of %s", len(ids), days, exclude.dt)
+    return ids
