@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -254,6 +255,10 @@ def _parse_time(value: str | None, what: str) -> datetime | None:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+_SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json",
+                   ".ndjson": "json", ".parquet": "parquet"}  # fmt: skip
+
+
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="SQL over the views `articles` and `fetch_log`.")],
@@ -263,7 +268,8 @@ def query(
         typer.Option(
             "--format",
             "-f",
-            help="table | tsv | csv | json | parquet (default: table on a terminal, else tsv).",
+            help="table | tsv | csv | json | parquet (default: by the --output suffix "
+            "(.csv .tsv .json .jsonl .parquet), else table on a terminal, else tsv).",
         ),
     ] = None,
     output: Annotated[
@@ -274,8 +280,9 @@ def query(
     from etl.config import load_settings
     from etl.lake import FORMATS, query_batches, write_parquet, write_text
 
-    if fmt is None:
-        fmt = "table" if output is None and sys.stdout.isatty() else "tsv"
+    if fmt is None:  # -o x.parquet / x.csv / x.json: the format its name says (else tsv)
+        fmt = _SUFFIX_FORMATS.get(output.suffix.lower(), "tsv") if output else None
+        fmt = fmt or ("table" if sys.stdout.isatty() else "tsv")
     if fmt not in FORMATS:
         err.print(f"[red]--format {escape(fmt)}: expected one of {', '.join(FORMATS)}")
         raise typer.Exit(2)
@@ -310,6 +317,9 @@ def query(
     except EtlError as exc:
         err.print(f"[red]{escape(str(exc))}")
         raise typer.Exit(2) from None
+    except BrokenPipeError:  # the reader went away (| head -1): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(141) from None
     except OSError as exc:
         err.print(f"[red]{escape(str(output or 'stdout'))}: cannot write: {escape(str(exc))}")
         raise typer.Exit(2) from None
