@@ -325,6 +325,9 @@ def publish_interval(
                 _drop_seen(lake, interval, writers, recheck)
             if hook_between_seen_and_write is not None:
                 hook_between_seen_and_write(interval)
+            # the old key index goes first: until the new one is in, the seen index reads the
+            # shards themselves (an old index beside new shards lacked their new ids)
+            lake.delete([index_key(dt, iid)])
             for s in sorted(writers):
                 w, key = writers[s], article_key(dt, iid, s)
                 if lease is not None:
