@@ -339,7 +339,6 @@ def publish_interval(
                 key, path = fetch_log_key(dt, iid), tmp / "fetch_log.parquet"
                 lake.put_file(key, path)
                 log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
-        release_interval(lake, dt, iid)  # a rerun on a compacted day: its new files become visible
         if lease is not None:
             lease.check()
         manifest = _finish(
@@ -386,6 +385,8 @@ def _finish(
     if stale:
         lake.delete(stale)
         log.info("interval %s: removed %d stale objects", iid, len(stale))
+    # a rerun on a compacted day: its new files become visible, once no old shard is left
+    release_interval(lake, dt, iid)
     manifest = Manifest(
         interval=iid,
         dt=dt,
