@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -28,7 +29,10 @@ MAX_CELL = 48
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-ready value: timestamps as ISO text, decimals as numbers, bytes as hex."""
+    """A JSON-ready value: timestamps as ISO text, decimals as numbers, bytes as hex, NaN and
+    infinities as null (JSON has neither: ``NaN`` made the line unreadable to JSON parsers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -46,9 +50,11 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list | tuple):
-        return json.dumps(_plain(value), ensure_ascii=False)
+        return json.dumps(_plain(value), ensure_ascii=False, allow_nan=False)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, bytes):  # hex, as in JSON (not Python's b'...' repr)
+        return value.hex()
     return str(value)
 
 
@@ -81,7 +87,7 @@ def _write_json(reader: pa.RecordBatchReader, out: IO[str]) -> int:
     n = 0
     for batch in reader:
         for row in batch.to_pylist():
-            out.write(json.dumps(_plain(row), ensure_ascii=False) + "\n")
+            out.write(json.dumps(_plain(row), ensure_ascii=False, allow_nan=False) + "\n")
             n += 1
     return n
 
