@@ -23,9 +23,11 @@ from etl.lake.compact import compact_day
 from etl.lake.layout import pointer_key
 from etl.lake.opener import open_lake
 from etl.lake.query import run_query
+from etl.lake.settings import LakeSettings
 from etl.lake.store import SeenRecheck, publish_interval, read_articles, seen_ids
 from etl.records import Interval
 from tests.support.article_factory import batches, make_article, prose
+from tests.support.s3_server import CREDENTIALS, REGION
 
 DT = "2026-11-25"
 COMPACT_RACE = (
@@ -34,6 +36,21 @@ COMPACT_RACE = (
     "pointer, checking that the intervals it folded in are unchanged (their manifests' tags), "
     "putting the pointer and deleting what it replaced"
 )
+
+
+@pytest.fixture(params=["local", "s3"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> str | LakeSettings:
+    """The lake: a folder, or a prefix on the S3 server."""
+    if request.param == "local":
+        return str(tmp_path / "lake")
+    server = request.getfixturevalue("s3_server")
+    return LakeSettings(
+        uri=f"s3://{server.new_bucket()}/news",
+        endpoint_url=server.endpoint,
+        region=REGION,
+        access_key_id=CREDENTIALS["aws_access_key_id"],
+        secret_access_key=CREDENTIALS["aws_secret_access_key"],
+    )
 
 
 def _iv(hour: int) -> Interval:
@@ -72,11 +89,11 @@ def _visible_ids(lake: Lake) -> set[str]:
     return set(ids)
 
 
-def _check(root: Path, expected: set[str]) -> None:
+def _check(root: str | LakeSettings, expected: set[str]) -> None:
     """Every article exactly once (through ``newsetl query`` too), and the seen index of a run
     of another day agrees with the files."""
-    lake = open_lake(str(root))
-    _, rows = run_query(str(root), "SELECT count(*), count(DISTINCT article_id) FROM articles")
+    lake = open_lake(root)
+    _, rows = run_query(root, "SELECT count(*), count(DISTINCT article_id) FROM articles")
     assert rows == [(len(expected), len(expected))]
     assert _visible_ids(lake) == expected
     start = datetime(2026, 11, 26, 5, tzinfo=UTC)
@@ -108,12 +125,12 @@ class _Hooked:
 
 
 @pytest.mark.xfail(strict=True, reason=COMPACT_RACE)
-def test_a_rerun_published_while_the_day_compacts_is_not_hidden(tmp_path: Path) -> None:
+def test_a_rerun_published_while_the_day_compacts_is_not_hidden(where: str | LakeSettings) -> None:
     """Hour 2 is rerun (3 articles it lacked) after the compaction read the day and before its
     switch: the compaction marks hour 2 replaced, which hid the rerun's new file (and its
     deletes then removed it): 3 articles lost, and the seen index lacks them (re-fetched)."""
-    root = tmp_path / "lake"
-    lake = open_lake(str(root))
+    root = where
+    lake = open_lake(root)
     before = _day(lake)
     new = _arts(2, 4, 3)
     rerun = lambda: _publish(lake, 2, [*_arts(2, 0, 4), *new])  # noqa: E731
@@ -125,14 +142,14 @@ def test_a_rerun_published_while_the_day_compacts_is_not_hidden(tmp_path: Path) 
 
 @pytest.mark.xfail(strict=True, reason=COMPACT_RACE)
 def test_a_rerun_of_a_compacted_day_during_its_next_compaction_stays_visible(
-    tmp_path: Path,
+    where: str | LakeSettings,
 ) -> None:
     """The day is compacted; hour 9 is backfilled; a second compaction starts; meanwhile hour 2
     is rerun with new articles (publish takes hour 2 out of the pointer's replaced set). The
     second compaction then put a pointer built from the one it read first, hour 2 replaced
     again: the rerun's articles hidden, then deleted."""
-    root = tmp_path / "lake"
-    lake = open_lake(str(root))
+    root = where
+    lake = open_lake(root)
     before = _day(lake)
     compact_day(lake, DT)
     backfill = _arts(9, 0, 2)
@@ -146,13 +163,15 @@ def test_a_rerun_of_a_compacted_day_during_its_next_compaction_stays_visible(
 
 
 @pytest.mark.xfail(strict=True, reason=COMPACT_RACE)
-def test_two_compactions_switching_at_once_never_point_at_deleted_files(tmp_path: Path) -> None:
+def test_two_compactions_switching_at_once_never_point_at_deleted_files(
+    where: str | LakeSettings,
+) -> None:
     """`newsetl compact --day D` twice at once (a manual run beside the DAG): the second runs
     whole inside the first's window between its last pointer check and its switch. It deleted
     the first's generation as an older one; the first then switched to those deleted files:
     the day read as empty (every article lost to readers, the hourly files gone too)."""
-    root = tmp_path / "lake"
-    lake = open_lake(str(root))
+    root = where
+    lake = open_lake(root)
     before = _day(lake)
     ready = threading.Event()  # the other compaction finished, or waits for a lease
     errors: list[BaseException] = []
@@ -221,14 +240,14 @@ class _KilledAt:
 
 
 def test_a_rerun_killed_before_its_stale_deletes_on_a_compacted_day_shows_no_row_twice(
-    tmp_path: Path,
+    where: str | LakeSettings,
 ) -> None:
     """A compaction died after its switch (hour 1's two hourly shards stayed, unread); hour 1 was
     then rerun with one shard and died before deleting its stale second shard. The rerun had
     already taken hour 1 out of the pointer's replaced set, so the old second shard, whose rows
     are in the compacted files too, was read beside them: rows twice."""
-    root = tmp_path / "lake"
-    lake = open_lake(str(root))
+    root = where
+    lake = open_lake(root)
     arts = _arts(1, 0, 8)
     publish_interval(lake, _iv(1), batches(arts, batch_rows=50), n_shards=2)
     publish_interval(lake, _iv(2), batches(_arts(2, 0, 3), batch_rows=50))
