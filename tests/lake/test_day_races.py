@@ -18,6 +18,8 @@ from typing import Any, cast
 import pytest
 
 from etl.article.deduplication import dedupe
+from etl.errors import EtlError
+from etl.lake.arrowfs import arrow_filesystem
 from etl.lake.base import Lake
 from etl.lake.compact import compact_day
 from etl.lake.layout import pointer_key
@@ -264,3 +266,47 @@ def test_a_rerun_killed_before_its_stale_deletes_on_a_compacted_day_shows_no_row
     _check(root, before)
     compact_day(lake, DT)
     _check(root, before)
+
+
+class _RerunAfterListing:
+    """A lake on which ``hook`` runs once, right after the day's article files are first listed."""
+
+    def __init__(self, inner: Lake, hook: Callable[[], None]) -> None:
+        self.inner, self.hook, self.fired = inner, hook, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def list(self, prefix: str = "") -> list[str]:
+        keys = self.inner.list(prefix)
+        if not self.fired and prefix == f"articles/dt={DT}/":
+            self.fired = True
+            self.hook()
+        return keys
+
+
+@pytest.mark.xfail(strict=True, reason=COMPACT_RACE)
+def test_a_file_a_rerun_removes_under_a_compaction_is_not_a_terminal_failure(
+    where: str | LakeSettings,
+) -> None:
+    """Hour 2 (two shards) is rerun with one shard right after the compaction listed the day:
+    the compaction then failed reading the shard the rerun deleted, with a terminal error (the
+    news_compact task fails without retries). It must compact the day as it is now, or fail
+    with a transient error (retried)."""
+    lake = open_lake(where)
+    for hour in (1, 3):
+        _publish(lake, hour, _arts(hour, 0, 4))
+    publish_interval(lake, _iv(2), batches(_arts(2, 0, 8), batch_rows=50), n_shards=2)
+    before = _visible_ids(lake)
+
+    def rerun() -> None:
+        publish_interval(lake, _iv(2), batches(_arts(2, 0, 8), batch_rows=50), n_shards=1)
+
+    racing = _RerunAfterListing(lake, rerun)
+    try:
+        compact_day(cast(Lake, racing), DT, alake=arrow_filesystem(lake))
+    except EtlError as exc:
+        assert exc.transient, exc
+        compact_day(lake, DT)
+    assert racing.fired
+    _check(where, before)
