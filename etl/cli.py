@@ -290,7 +290,11 @@ def query(
         err.print("[red]--format parquet writes binary: give --output FILE or a pipe")
         raise typer.Exit(2)
     settings = load_settings(lake=lake)
-    if not settings.lake_settings.is_s3 and not Path(settings.lake).expanduser().is_dir():
+    root = None if settings.lake_settings.is_s3 else Path(settings.lake).expanduser().resolve()
+    if root is not None and output is not None and root in output.resolve().parents:
+        err.print(f"[red]--output {escape(str(output))} is inside the lake: write it elsewhere")
+        raise typer.Exit(2)  # a result under articles/ would be read as articles, or replace one
+    if root is not None and not root.is_dir():
         err.print(
             f"[yellow]warning:[/] lake {escape(settings.lake)} does not exist: its views are empty"
         )

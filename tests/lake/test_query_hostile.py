@@ -107,3 +107,19 @@ def test_a_pipe_closed_early_ends_the_query_quietly(lake_dir: Path) -> None:
         err = proc.stderr.read().decode()
     assert proc.wait() == 141, err
     assert err == ""
+
+
+def test_output_inside_the_lake_is_refused(lake_dir: Path) -> None:
+    """``-o`` onto an article file's key replaced the articles with the query's result (and a
+    new name under articles/ was read as articles by every later query)."""
+    key = next((lake_dir / "articles").glob("dt=*/*.parquet"))
+    before = key.read_bytes()
+    for target in (
+        key,
+        lake_dir / "articles" / "dt=2026-11-01" / "x-000.parquet",
+        lake_dir / "x.csv",
+    ):
+        run = newsetl("query", "--lake", lake_dir, "-o", target, "SELECT 1 AS x")
+        assert run.exit_code == 2 and "inside the lake" in run.stderr, run.stderr
+    assert key.read_bytes() == before
+    assert run_query(str(lake_dir), "SELECT count(*) FROM articles")[1] == [(20,)]
