@@ -302,7 +302,9 @@ def query(
         with query_batches(settings.lake_settings, sql) as reader:
             # Values are written verbatim: rich would read markup/emoji in the data.
             if output is not None:
-                tmp = output.with_name(f".{output.name}.partial")
+                # a device or a pipe (-o /dev/stdout, a FIFO): written in place, never renamed over
+                special = output.exists() and not output.is_file() and not output.is_dir()
+                tmp = output if special else output.with_name(f".{output.name}.partial")
                 try:
                     if fmt == "parquet":
                         with tmp.open("wb") as fb:
@@ -310,9 +312,11 @@ def query(
                     else:
                         with tmp.open("w", encoding="utf-8", newline="") as ft:
                             rows = write_text(fmt, reader, ft)
-                    tmp.replace(output)  # a half-written result never takes the name
+                    if not special:
+                        tmp.replace(output)  # a half-written result never takes the name
                 finally:
-                    tmp.unlink(missing_ok=True)
+                    if not special:
+                        tmp.unlink(missing_ok=True)
                 err.print(f"{rows} rows → {output}", markup=False)
             elif fmt == "parquet":
                 write_parquet(reader, sys.stdout.buffer)

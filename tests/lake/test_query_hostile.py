@@ -4,6 +4,8 @@ format, a pipe closed early."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +125,23 @@ def test_output_inside_the_lake_is_refused(lake_dir: Path) -> None:
         assert run.exit_code == 2 and "inside the lake" in run.stderr, run.stderr
     assert key.read_bytes() == before
     assert run_query(str(lake_dir), "SELECT count(*) FROM articles")[1] == [(20,)]
+
+
+def test_output_to_a_pipe_or_device_is_written_in_place(lake_dir: Path, tmp_path: Path) -> None:
+    """``-o FIFO`` (or ``-o /dev/stdout``) wrote a temp file beside it and renamed it over the
+    FIFO: the reader got nothing and the FIFO became a regular file (as root, /dev/stdout too)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader waiting (small result: no thread)
+    try:
+        run = newsetl("query", "--lake", lake_dir, "-f", "csv", "-o", fifo, "SELECT 1 AS x")
+        try:
+            got = os.read(fd, 1 << 16)
+        except BlockingIOError:  # nothing was written to the FIFO
+            got = b""
+    finally:
+        os.close(fd)
+    assert run.exit_code == 0, run.stderr
+    assert got == b"x\n1\n"
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "lake"]
