@@ -55,9 +55,15 @@ def read_pointer(lake: Lake, dt: str) -> dict[str, Any] | None:
 
 
 def visible_in_day(keys: list[str], pointer: dict[str, Any] | None) -> list[str]:
-    """The keys of one day's article files a reader sees, given the day's pointer."""
+    """The keys of one day's article files a reader sees, given the day's pointer (read before
+    ``keys`` were listed). A file the pointer names that is not in ``keys`` is an error: the
+    day would read short (a compaction of it would drop those rows for good)."""
     current = set(pointer["files"]) if pointer else set()
     replaced = set(pointer.get("replaced", {})) if pointer else set()
+    if missing := sorted(current - set(keys)):
+        where = pointer_key(str(pointer.get("dt", "?"))) if pointer else "?"
+        raise StoreError(missing[0], f"named by {where} but missing ({len(missing)} of its "
+                         f"{len(current)} files)", transient=True)  # fmt: skip
     seen = []
     for key in keys:
         parts = split_key(key)
@@ -108,14 +114,10 @@ def _day_view(lake: Lake, dt: str, keys: list[str], pointer: dict[str, Any] | No
     never a day read short."""
     for _ in range(LOOKS - 1):
         if pointer is None or set(pointer["files"]) <= set(keys):
-            return visible_in_day(keys, pointer)
+            break
         log.info("day %s: its compaction pointer names files not listed yet: listing again", dt)
         keys = lake.list(articles_prefix(dt))
         pointer = read_pointer(lake, dt)
-    missing = sorted(set(pointer["files"]) - set(keys)) if pointer else []
-    if pointer and missing:
-        raise StoreError(missing[0], f"named by {pointer_key(dt)} but missing "
-                         f"({len(missing)} of its {len(pointer['files'])} files)")  # fmt: skip
     return visible_in_day(keys, pointer)
 
 

@@ -129,3 +129,17 @@ def test_a_pointer_that_is_not_one_is_an_error_naming_its_key(
     assert run.exit_code == 2 and "_compact/dt=2026-11-25.json: not a compaction pointer" in (
         run.stderr
     ), run.stdout
+
+
+def test_compaction_of_a_day_whose_pointer_names_a_missing_file_stops(tmp_path: Path) -> None:
+    """The compaction read the day without the lost file and switched to a pointer without it:
+    the day's count dropped for good, with no error anywhere."""
+    lake = open_lake(str(tmp_path / "lake"))
+    _day(lake)
+    first = compact_day(lake, DT)
+    lake.delete([first.files[0]])
+    arts = [make_article("https://wire.example.com/9/0", text=prose(900, 60))]
+    publish_interval(lake, _iv(9), batches(arts, batch_rows=50))  # something new to compact
+    with pytest.raises(StoreError, match=r"named by _compact/dt=2026-11-25\.json but missing"):
+        compact_day(lake, DT)
+    assert lake.get_bytes(pointer_key(DT)).count(first.files[0].encode()) == 1  # unchanged
