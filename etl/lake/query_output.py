@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import math
+import re
 from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -92,13 +93,18 @@ def _write_json(reader: pa.RecordBatchReader, out: IO[str]) -> int:
     return n
 
 
+# C0 and C1 control characters and DEL: on a terminal an ESC sequence in a scraped title would
+# recolour, retitle or clear the user's terminal; a CR would overwrite the line
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _cut(text: str) -> str:
-    text = text.replace("\n", " ").replace("\t", " ")
+    text = _CONTROL.sub(lambda m: " " if m.group() in "\n\t" else "\ufffd", text)
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
 def _write_table(reader: pa.RecordBatchReader, out: IO[str]) -> int:
-    names = reader.schema.names
+    names = [_CONTROL.sub("\ufffd", n) for n in reader.schema.names]
     widths: list[int] | None = None
     n = 0
     for batch in reader:

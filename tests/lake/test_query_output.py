@@ -30,3 +30,16 @@ def test_csv_nested_values_are_json_and_bytes_are_hex(tmp_path: Path) -> None:
     header, row = list(csv.reader(io.StringIO(run.stdout)))
     assert header == ["x", "y", "l", "b"]
     assert row[2] == "[1.5, null]" and row[3] == "00ff"  # not "[1.5, -Infinity]", "b'\\x00\\xff'"
+
+
+def test_the_terminal_table_shows_no_control_character(tmp_path: Path) -> None:
+    """A scraped title with an ESC sequence (clear screen, set the window title) or a CR was
+    written raw by ``--format table``, the terminal's format: the terminal obeyed it."""
+    sql = (
+        "SELECT 'a' || chr(27) || '[2J' || chr(27) || ']0;pwned' || chr(7) || 'b' || chr(13) "
+        "|| 'c' || chr(155) || 'd' AS \"t\"\"\" , 'x' AS \"h" + "\x1b" + '[1m"'
+    )
+    run = newsetl("query", "--lake", tmp_path / "lake", "-f", "table", sql)
+    assert run.exit_code == 0, run.stderr
+    assert not any(ch in run.stdout for ch in "\x1b\x07\r\x9b"), repr(run.stdout)
+    assert "[2J" in run.stdout and "pwned" in run.stdout  # shown, as text
