@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -254,6 +255,10 @@ def _parse_time(value: str | None, what: str) -> datetime | None:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+_SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json",
+                   ".ndjson": "json", ".parquet": "parquet"}  # fmt: skip
+
+
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="SQL over the views `articles` and `fetch_log`.")],
@@ -263,7 +268,8 @@ def query(
         typer.Option(
             "--format",
             "-f",
-            help="table | tsv | csv | json | parquet (default: table on a terminal, else tsv).",
+            help="table | tsv | csv | json | parquet (default: by the --output suffix "
+            "(.csv .tsv .json .jsonl .parquet), else table on a terminal, else tsv).",
         ),
     ] = None,
     output: Annotated[
@@ -274,8 +280,9 @@ def query(
     from etl.config import load_settings
     from etl.lake import FORMATS, query_batches, write_parquet, write_text
 
-    if fmt is None:
-        fmt = "table" if output is None and sys.stdout.isatty() else "tsv"
+    if fmt is None:  # -o x.parquet / x.csv / x.json: the format its name says (else tsv)
+        fmt = _SUFFIX_FORMATS.get(output.suffix.lower(), "tsv") if output else None
+        fmt = fmt or ("table" if sys.stdout.isatty() else "tsv")
     if fmt not in FORMATS:
         err.print(f"[red]--format {escape(fmt)}: expected one of {', '.join(FORMATS)}")
         raise typer.Exit(2)
@@ -283,7 +290,11 @@ def query(
         err.print("[red]--format parquet writes binary: give --output FILE or a pipe")
         raise typer.Exit(2)
     settings = load_settings(lake=lake)
-    if not settings.lake_settings.is_s3 and not Path(settings.lake).expanduser().is_dir():
+    root = None if settings.lake_settings.is_s3 else Path(settings.lake).expanduser().resolve()
+    if root is not None and output is not None and root in output.resolve().parents:
+        err.print(f"[red]--output {escape(str(output))} is inside the lake: write it elsewhere")
+        raise typer.Exit(2)  # a result under articles/ would be read as articles, or replace one
+    if root is not None and not root.is_dir():
         err.print(
             f"[yellow]warning:[/] lake {escape(settings.lake)} does not exist: its views are empty"
         )
@@ -291,7 +302,9 @@ def query(
         with query_batches(settings.lake_settings, sql) as reader:
             # Values are written verbatim: rich would read markup/emoji in the data.
             if output is not None:
-                tmp = output.with_name(f".{output.name}.partial")
+                # a device or a pipe (-o /dev/stdout, a FIFO): written in place, never renamed over
+                special = output.exists() and not output.is_file() and not output.is_dir()
+                tmp = output if special else output.with_name(f".{output.name}.partial")
                 try:
                     if fmt == "parquet":
                         with tmp.open("wb") as fb:
@@ -299,9 +312,11 @@ def query(
                     else:
                         with tmp.open("w", encoding="utf-8", newline="") as ft:
                             rows = write_text(fmt, reader, ft)
-                    tmp.replace(output)  # a half-written result never takes the name
+                    if not special:
+                        tmp.replace(output)  # a half-written result never takes the name
                 finally:
-                    tmp.unlink(missing_ok=True)
+                    if not special:
+                        tmp.unlink(missing_ok=True)
                 err.print(f"{rows} rows → {output}", markup=False)
             elif fmt == "parquet":
                 write_parquet(reader, sys.stdout.buffer)
@@ -310,6 +325,9 @@ def query(
     except EtlError as exc:
         err.print(f"[red]{escape(str(exc))}")
         raise typer.Exit(2) from None
+    except BrokenPipeError:  # the reader went away (| head -1): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(141) from None
     except OSError as exc:
         err.print(f"[red]{escape(str(output or 'stdout'))}: cannot write: {escape(str(exc))}")
         raise typer.Exit(2) from None

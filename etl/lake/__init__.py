@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from etl.lake.base import Lake as Lake
     from etl.lake.base import update_json_object as update_json_object
     from etl.lake.compact import compact_day as compact_day
+    from etl.lake.dayview import read_pointer as read_pointer
     from etl.lake.ddl import render as render
     from etl.lake.layout import ARTICLE_KEY as ARTICLE_KEY
     from etl.lake.layout import COMPACT_PREFIX as COMPACT_PREFIX
@@ -80,6 +81,7 @@ __all__, __getattr__, __dir__ = surface(
         "arrowfs": ("read_columns",),
         "base": ("Lake", "update_json_object"),
         "compact": ("compact_day",),
+        "dayview": ("read_pointer",),
         "ddl": ("render",),
         "layout": (
             "ARTICLE_KEY",

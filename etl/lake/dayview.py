@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 from etl.errors import StoreError
 from etl.lake.base import Lake
@@ -38,20 +38,32 @@ def split_key(key: str) -> tuple[str, str] | None:
 def read_pointer(lake: Lake, dt: str) -> dict[str, Any] | None:
     """The day's compaction pointer, or None if the day was never compacted."""
     try:
-        data: dict[str, Any] = json.loads(lake.get_bytes(pointer_key(dt)))
+        data: Any = json.loads(lake.get_bytes(pointer_key(dt)))
     except StoreError as exc:
         if exc.kind == "not-found":
             return None
         raise
     except ValueError as exc:
         raise StoreError(pointer_key(dt), f"not a compaction pointer: {exc}") from None
-    return data
+    files = data.get("files") if isinstance(data, dict) else None
+    replaced = data.get("replaced", {}) if isinstance(data, dict) else None
+    if not (isinstance(files, list) and all(isinstance(f, str) for f in files)
+            and isinstance(replaced, dict)):  # fmt: skip
+        raise StoreError(pointer_key(dt), "not a compaction pointer: it needs a list of 'files' "
+                         "and a 'replaced' object")  # fmt: skip
+    return cast(dict[str, Any], data)
 
 
 def visible_in_day(keys: list[str], pointer: dict[str, Any] | None) -> list[str]:
-    """The keys of one day's article files a reader sees, given the day's pointer."""
+    """The keys of one day's article files a reader sees, given the day's pointer (read before
+    ``keys`` were listed). A file the pointer names that is not in ``keys`` is an error: the
+    day would read short (a compaction of it would drop those rows for good)."""
     current = set(pointer["files"]) if pointer else set()
     replaced = set(pointer.get("replaced", {})) if pointer else set()
+    if missing := sorted(current - set(keys)):
+        where = pointer_key(str(pointer.get("dt", "?"))) if pointer else "?"
+        raise StoreError(missing[0], f"named by {where} but missing ({len(missing)} of its "
+                         f"{len(current)} files)", transient=True)  # fmt: skip
     seen = []
     for key in keys:
         parts = split_key(key)
@@ -76,7 +88,7 @@ def visible_article_keys(
     """
     if dt is not None:
         keys = lake.list(articles_prefix(dt)) if listed is None else listed
-        return visible_in_day(keys, read_pointer(lake, dt))
+        return _day_view(lake, dt, keys, read_pointer(lake, dt))
     keys = lake.list("articles/") if listed is None else listed
     days = {m.group(1) for k in lake.list("_compact/") if (m := POINTER_KEY.match(k))}
     by_day: dict[str, list[str]] = {}
@@ -85,9 +97,28 @@ def visible_article_keys(
         if parts is not None:
             by_day.setdefault(parts[0], []).append(key)
     visible: list[str] = []
-    for day, day_keys in sorted(by_day.items()):
-        visible += visible_in_day(day_keys, read_pointer(lake, day) if day in days else None)
+    for day in sorted(set(by_day) | days):  # a compacted day whose files are all gone too
+        day_keys = by_day.get(day, [])
+        visible += _day_view(lake, day, day_keys, read_pointer(lake, day) if day in days else None)
     return visible
+
+
+LOOKS = 3  # listings of a day whose pointer names files the listing lacks
+
+
+def _day_view(lake: Lake, dt: str, keys: list[str], pointer: dict[str, Any] | None) -> list[str]:
+    """:func:`visible_in_day`, checked: every file the pointer names must be in the listing.
+    One may be missing because a compaction switched between the listing and the pointer read
+    (its files were written after the listing): the day is listed and its pointer read again.
+    Still missing after :data:`LOOKS` looks, the pointer names a lost file: an error naming it,
+    never a day read short."""
+    for _ in range(LOOKS - 1):
+        if pointer is None or set(pointer["files"]) <= set(keys):
+            break
+        log.info("day %s: its compaction pointer names files not listed yet: listing again", dt)
+        keys = lake.list(articles_prefix(dt))
+        pointer = read_pointer(lake, dt)
+    return visible_in_day(keys, pointer)
 
 
 def release_interval(lake: Lake, dt: str, interval_id: str) -> bool:

@@ -18,6 +18,7 @@ see a day's rows twice; ``newsetl query`` honours the day's compaction pointer a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
@@ -32,9 +33,11 @@ TABLES = ("articles", "fetch_log")
 
 
 def table_location(location: str, table: str) -> str:
-    """``<lake>/<table>/`` from a lake URI (or the table prefix itself)."""
-    loc = location.rstrip("/")
-    return (loc if loc.endswith(f"/{table}") else f"{loc}/{table}") + "/"
+    """``<lake>/<table>/`` from a lake URI; a local folder made absolute (the text is pasted
+    into an engine that runs elsewhere). Always the lake's root: a lake whose folder is itself
+    named ``articles`` was taken for the table's own folder."""
+    loc = location if "://" in location else Path(location).expanduser().absolute().as_posix()
+    return f"{loc.rstrip('/')}/{table}/"
 
 
 def _schema(table: str) -> pa.Schema:
@@ -63,6 +66,8 @@ def _q(text: str) -> str:
 
 
 def athena(table: str, location: str) -> str:
+    if not location.startswith("s3://"):
+        raise ConfigError(location, "Athena reads S3: --location must be s3://bucket/prefix")
     schema, loc = _schema(table), _q(table_location(location, table))
     cols = ",\n".join(
         f"  `{f.name}` {_sql_type(f.type, 'athena')}" for f in schema if f.name != "dt"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
+import re
 from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -28,7 +30,10 @@ MAX_CELL = 48
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-ready value: timestamps as ISO text, decimals as numbers, bytes as hex."""
+    """A JSON-ready value: timestamps as ISO text, decimals as numbers, bytes as hex, NaN and
+    infinities as null (JSON has neither: ``NaN`` made the line unreadable to JSON parsers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -46,9 +51,11 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list | tuple):
-        return json.dumps(_plain(value), ensure_ascii=False)
+        return json.dumps(_plain(value), ensure_ascii=False, allow_nan=False)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, bytes):  # hex, as in JSON (not Python's b'...' repr)
+        return value.hex()
     return str(value)
 
 
@@ -81,18 +88,23 @@ def _write_json(reader: pa.RecordBatchReader, out: IO[str]) -> int:
     n = 0
     for batch in reader:
         for row in batch.to_pylist():
-            out.write(json.dumps(_plain(row), ensure_ascii=False) + "\n")
+            out.write(json.dumps(_plain(row), ensure_ascii=False, allow_nan=False) + "\n")
             n += 1
     return n
 
 
+# C0 and C1 control characters and DEL: on a terminal an ESC sequence in a scraped title would
+# recolour, retitle or clear the user's terminal; a CR would overwrite the line
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _cut(text: str) -> str:
-    text = text.replace("\n", " ").replace("\t", " ")
+    text = _CONTROL.sub(lambda m: " " if m.group() in "\n\t" else "\ufffd", text)
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
 def _write_table(reader: pa.RecordBatchReader, out: IO[str]) -> int:
-    names = reader.schema.names
+    names = [_CONTROL.sub("\ufffd", n) for n in reader.schema.names]
     widths: list[int] | None = None
     n = 0
     for batch in reader:

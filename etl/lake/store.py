@@ -326,6 +326,9 @@ def publish_interval(
                 _drop_seen(lake, interval, writers, recheck)
             if hook_between_seen_and_write is not None:
                 hook_between_seen_and_write(interval)
+            # the old key index goes first: until the new one is in, the seen index reads the
+            # shards themselves (an old index beside new shards lacked their new ids)
+            lake.delete([index_key(dt, iid)])
             for s in sorted(writers):
                 w, key = writers[s], article_key(dt, iid, s)
                 if lease is not None:
@@ -337,7 +340,6 @@ def publish_interval(
                 key, path = fetch_log_key(dt, iid), tmp / "fetch_log.parquet"
                 lake.put_file(key, path)
                 log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
-        release_interval(lake, dt, iid)  # a rerun on a compacted day: its new files become visible
         if lease is not None:
             lease.check()
         manifest = _finish(
@@ -384,6 +386,8 @@ def _finish(
     if stale:
         lake.delete(stale)
         log.info("interval %s: removed %d stale objects", iid, len(stale))
+    # a rerun on a compacted day: its new files become visible, once no old shard is left
+    release_interval(lake, dt, iid)
     manifest = Manifest(
         interval=iid,
         dt=dt,

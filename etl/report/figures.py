@@ -20,6 +20,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
+
 from etl.errors import StoreError
 from etl.lake import MANIFEST_KEY, LakeSettings, connect, open_lake
 
@@ -129,6 +131,36 @@ def build_report(lake_uri: str | LakeSettings, since: str | None = None) -> Repo
             for ours, theirs in (("discovered", "count"), ("fetched", "pages"),
                                  ("extracted", "rows"), ("failed", "failed")):  # fmt: skip
                 row[ours] = row.get(ours, 0) + int(_num(fig.get(theirs)))
+    try:
+        _query_figures(lake_uri, since, per, report)
+    except duckdb.Error as exc:  # an unreadable article or fetch_log file: name the lake
+        where = lake_uri if isinstance(lake_uri, str) else lake_uri.uri
+        raise StoreError(where, f"report query failed: {str(exc).splitlines()[0]}") from None
+    for (dt, src), row in sorted(per.items()):
+        fetched = row.get("fetched") or 0
+        written = row.get("written") or 0
+        report.days.append({
+            "dt": dt, "source": src, "discovered": row.get("discovered", 0), "fetched": fetched,
+            "extracted": row.get("extracted", 0), "failed": row.get("failed", 0),
+            "written": written, "yield": written / fetched if fetched else None,
+            "words": float(row["words"]) if row.get("words") is not None else None,
+            "title_share": row.get("title_share"), "date_share": row.get("date_share"),
+            "author_share": row.get("author_share"),
+            "near_duplicates": row.get("near_duplicates", 0),
+            "doubtful": row.get("doubtful", 0),
+            "bytes_fetched": row.get("bytes_fetched", 0), "failures": row.get("failures", {}),
+        })  # fmt: skip
+    report.flags = flags(report.days)
+    return report
+
+
+def _query_figures(
+    lake_uri: str | LakeSettings,
+    since: str | None,
+    per: dict[tuple[str, str], dict[str, Any]],
+    report: Report,
+) -> None:
+    """The article and fetch_log figures, from lazy queries of the small columns."""
     con = connect(lake_uri)
     try:
         for r in _rows(con, _ARTICLES_SQL, since or ""):
@@ -147,22 +179,6 @@ def build_report(lake_uri: str | LakeSettings, since: str | None = None) -> Repo
     finally:
         con.close()
     report.failures = [{"dt": d, "class": c, "n": n} for (d, c), n in sorted(fails.items())]
-    for (dt, src), row in sorted(per.items()):
-        fetched = row.get("fetched") or 0
-        written = row.get("written") or 0
-        report.days.append({
-            "dt": dt, "source": src, "discovered": row.get("discovered", 0), "fetched": fetched,
-            "extracted": row.get("extracted", 0), "failed": row.get("failed", 0),
-            "written": written, "yield": written / fetched if fetched else None,
-            "words": float(row["words"]) if row.get("words") is not None else None,
-            "title_share": row.get("title_share"), "date_share": row.get("date_share"),
-            "author_share": row.get("author_share"),
-            "near_duplicates": row.get("near_duplicates", 0),
-            "doubtful": row.get("doubtful", 0),
-            "bytes_fetched": row.get("bytes_fetched", 0), "failures": row.get("failures", {}),
-        })  # fmt: skip
-    report.flags = flags(report.days)
-    return report
 
 
 def flags(days: list[dict[str, Any]]) -> list[dict[str, Any]]:

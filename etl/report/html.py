@@ -20,7 +20,9 @@ from matplotlib.figure import Figure
 from etl.report.figures import Report
 
 TOP_RULES = 15
-_RC: Any = {"svg.fonttype": "none", "svg.hashsalt": "newsetl-report", "font.size": 9}
+# text.parse_math off: a source id or rule id is a name, never mathtext ("a$\\frac$b" raised)
+_RC: Any = {"svg.fonttype": "none", "svg.hashsalt": "newsetl-report", "font.size": 9,
+            "text.parse_math": False}  # fmt: skip
 
 
 def _svg(fig: Figure) -> str:

@@ -10,13 +10,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from etl.errors import QualityError
+from etl.errors import QualityError, StoreError
 from etl.fetch import FetchLog
 from etl.lake import (
     SeenRecheck,
     clean_old_staging,
     read_columns,
     read_manifest,
+    read_pointer,
     read_snapshot,
     read_table,
     seen_ids,
@@ -159,6 +160,38 @@ def _drop_staging(run: Run) -> None:
         run.lake.delete(leftovers)
 
 
+def _shard_figures(
+    run: Run, shards: list[dict[str, Any]], min_words: int
+) -> tuple[int, float, float]:
+    """Rows, empty-text rate and duplicate rate of the interval's published shards."""
+    ids: list[str] = []
+    short = 0
+    for shard in shards:
+        # the footer and two columns (ranged reads), never the whole shard
+        schema, table = read_columns(run.lake, shard["key"], ["article_id", "word_count"])
+        if not schema.equals(article_schema()):
+            raise QualityError(
+                shard["key"], f"file does not match article schema v{ARTICLE_VERSION}"
+            )
+        ids += [str(x) for x in table.column("article_id").to_pylist()]
+        short += sum(1 for w in table.column("word_count").to_pylist() if (w or 0) < min_words)
+    n = len(ids)
+    return n, (short / n if n else 0.0), ((n - len(set(ids))) / n if n else 0.0)
+
+
+def _compacted_figures(
+    run: Run, manifest: dict[str, Any], pointer: dict[str, Any]
+) -> tuple[int, float, float]:
+    """The figures of an interval whose shards a compaction of its day folded in (and deleted):
+    its rows as published and the gate's empty-text rate (from the manifest), the duplicate
+    rate of the compacted day (its key index)."""
+    ids = read_table(run.lake, str(pointer["index"]), columns=["article_id"]).column(0)
+    day_dups = (len(ids) - len(set(ids.to_pylist()))) / len(ids) if len(ids) else 0.0
+    quality = manifest.get("quality") or {}
+    log.info("interval %s: validated through the compaction of its day", run.interval.id)
+    return int(manifest.get("articles") or 0), float(quality.get("empty_rate") or 0.0), day_dups
+
+
 def validate_step(run: Run) -> Validated:
     """Check the published interval: schema, empty-text and duplicate rates (the gate itself
     ran before publish); ``status``/``pending`` as the manifest says."""
@@ -172,20 +205,13 @@ def validate_step(run: Run) -> Validated:
     manifest = read_manifest(run.lake, run.interval)
     if manifest is None:
         raise QualityError(run.interval.id, "no manifest: the interval was not published")
-    ids: list[str] = []
-    short = 0
-    for shard in manifest["shards"]:
-        # the footer and two columns (ranged reads), never the whole shard
-        schema, table = read_columns(run.lake, shard["key"], ["article_id", "word_count"])
-        if not schema.equals(article_schema()):
-            raise QualityError(
-                shard["key"], f"file does not match article schema v{ARTICLE_VERSION}"
-            )
-        ids += [str(x) for x in table.column("article_id").to_pylist()]
-        short += sum(1 for w in table.column("word_count").to_pylist() if (w or 0) < min_words)
-    n = len(ids)
-    empty_rate = short / n if n else 0.0
-    dup_rate = (n - len(set(ids))) / n if n else 0.0
+    try:
+        n, empty_rate, dup_rate = _shard_figures(run, manifest["shards"], min_words)
+    except StoreError as exc:
+        pointer = read_pointer(run.lake, run.interval.dt) if exc.kind == "not-found" else None
+        if pointer is None or run.interval.id not in pointer["replaced"]:
+            raise
+        n, empty_rate, dup_rate = _compacted_figures(run, manifest, pointer)
     figures: Validated = {
         "interval": run.interval.id,
         "articles": n,
