@@ -77,6 +77,7 @@ def news_compact() -> None:
 
         from airflow.sdk.exceptions import AirflowFailException
 
+        from etl.config import load_settings
         from etl.errors import EtlError
         from etl.lake import compact_day, open_lake
 
@@ -87,9 +88,11 @@ def news_compact() -> None:
             day = (end - timedelta(days=1)).date().isoformat()
         try:
             date.fromisoformat(day)
-            result = compact_day(open_lake(_lake(params.get("lake"))), day)
         except ValueError as exc:
             raise AirflowFailException(f"day {day!r}: {exc}") from exc
+        try:  # not under the ValueError above: pyarrow's errors are ValueErrors too (retried)
+            lease = load_settings(lake=params.get("lake")).lease
+            result = compact_day(open_lake(_lake(params.get("lake"))), day, lease=lease)
         except EtlError as exc:
             if exc.transient:
                 raise

@@ -299,7 +299,8 @@ def query(
             f"[yellow]warning:[/] lake {escape(settings.lake)} does not exist: its views are empty"
         )
     try:
-        with query_batches(settings.lake_settings, sql) as reader:
+        # the SQL typed runs locked: it reads the lake's views and nothing else
+        with query_batches(settings.lake_settings, sql, locked=True) as reader:
             # Values are written verbatim: rich would read markup/emoji in the data.
             if output is not None:
                 # a device or a pipe (-o /dev/stdout, a FIFO): written in place, never renamed over
@@ -345,7 +346,7 @@ def compact(
     _check_day(day, "--day")
     settings = load_settings(lake=lake)
     try:
-        result = compact_day(open_lake(settings.lake_settings), day)
+        result = compact_day(open_lake(settings.lake_settings), day, lease=settings.lease)
     except EtlError as exc:
         hint = " (transient: running it again may succeed)" if exc.transient else ""
         err.print(f"[red]error:[/] {escape(str(exc))}{hint}")

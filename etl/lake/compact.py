@@ -115,6 +115,20 @@ def _manifest_tags(lake: Lake, groups: list[str]) -> dict[str, str | None]:
     return out
 
 
+def _changed(
+    lake: Lake,
+    dt: str,
+    pointer: dict[str, Any] | None,
+    tags: dict[str, str | None],
+    hourly: list[str],
+) -> bool:
+    """Whether the day changed since the compaction read it: its pointer, or the manifest of an
+    interval it folds in (a publish of the interval writes its manifest last)."""
+    return read_pointer(lake, dt) != pointer or _manifest_tags(lake, hourly) != {
+        g: tags.get(g) for g in hourly
+    }
+
+
 class _DayChanged(Exception):
     """An interval of the day was published while it was compacted."""
 
@@ -145,7 +159,12 @@ def _compact_once(lake: Lake, dt: str, *, alake: ArrowLake | None, lease: LeaseS
                                         if (p := split_key(k))
                                         and not p[1].startswith(COMPACT_PREFIX)}))  # fmt: skip
     pointer = read_pointer(lake, dt)
-    visible = visible_in_day(lake.list(articles_prefix(dt)), pointer)
+    try:
+        visible = visible_in_day(lake.list(articles_prefix(dt)), pointer)
+    except StoreError:  # the pointer names files not listed: another compaction switched?
+        if read_pointer(lake, dt) != pointer:
+            raise _DayChanged(dt) from None
+        raise  # lost files: never compact the day short
     groups = {p[1] for k in visible if (p := split_key(k))}
     hourly = sorted(g for g in groups if not g.startswith(COMPACT_PREFIX))
     if not visible or (pointer is not None and not hourly):
@@ -164,7 +183,12 @@ def _compact_once(lake: Lake, dt: str, *, alake: ArrowLake | None, lease: LeaseS
             for key in visible:
                 target = tmp / "in" / key
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(lake.get_bytes(key))
+                try:
+                    target.write_bytes(lake.get_bytes(key))
+                except StoreError as exc:
+                    if exc.kind == "not-found" and _changed(lake, dt, pointer, tags, hourly):
+                        raise _DayChanged(dt) from exc
+                    raise
             alake = ArrowLake(pafs.LocalFileSystem(), (tmp / "in").as_posix())
         dataset = parquet_dataset(alake, visible, article_schema(), "articles")
         try:
@@ -175,6 +199,8 @@ def _compact_once(lake: Lake, dt: str, *, alake: ArrowLake | None, lease: LeaseS
                 out.add(with_links(batch, links))
             out.close()
         except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            if _changed(lake, dt, pointer, tags, hourly):  # a publish of the day took a file
+                raise _DayChanged(dt) from exc
             raise StoreError(articles_prefix(dt), f"compaction failed reading: {exc}") from exc
         # ordered by time (to the microsecond), unique by its random tail
         generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
@@ -212,8 +238,7 @@ def _compact_once(lake: Lake, dt: str, *, alake: ArrowLake | None, lease: LeaseS
                         dt, now.get("generation"), generation)  # fmt: skip
             return CompactResult(dt, str(now.get("generation")), int(now.get("rows", 0)),
                                  tuple(now.get("files", ())), (), (), 0, skipped=True)  # fmt: skip
-        changed = now != pointer or any(_manifest_tags(lake, [g])[g] != tags.get(g) for g in hourly)
-        if changed:  # an interval of the day was published meanwhile: what we read is stale
+        if _changed(lake, dt, pointer, tags, hourly):  # a publish of the day meanwhile
             lake.delete([*files, index])
             raise _DayChanged(dt)
         lake.put_bytes(pointer_key(dt), pointer_json(new_pointer))  # the switch

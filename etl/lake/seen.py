@@ -32,8 +32,16 @@ import pyarrow.parquet as pq
 from etl.errors import StoreError
 from etl.lake.arrowfs import arrow_filesystem, read_columns
 from etl.lake.base import Lake
-from etl.lake.dayview import visible_in_day
-from etl.lake.layout import ARTICLE_KEY, INDEX_KEY, POINTER_KEY, index_key
+from etl.lake.dayview import LOOKS, visible_in_day
+from etl.lake.layout import (
+    ARTICLE_KEY,
+    INDEX_KEY,
+    POINTER_KEY,
+    articles_prefix,
+    index_key,
+    index_prefix,
+    pointer_key,
+)
 from etl.records import Interval
 
 __all__ = [
@@ -236,6 +244,29 @@ def _part(
     return part
 
 
+def _straddled(
+    lake: Lake, cache: Cache, listing: _Listing, dt: str, pointer: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The day's pointer, with ``listing`` of the day made to hold every file it names: a
+    compaction that switched between the LISTs and the pointer read wrote files the LIST of
+    articles lacks (the day would read as empty). The day is listed again, as
+    :func:`etl.lake.dayview.visible_article_keys` does, up to :data:`~etl.lake.dayview.LOOKS`
+    times; :func:`visible_in_day` then names a file still missing."""
+    for _ in range(LOOKS - 1):
+        if pointer is None or set(pointer["files"]) <= {k for k, _v in listing.articles[dt]}:
+            break
+        log.info("day %s: its compaction pointer names files not listed yet: listing again", dt)
+        listing.articles[dt] = _listed(lake, articles_prefix(dt))
+        listing.indexes[dt] = {
+            m.group(2): (k, v) for k, v in _listed(lake, index_prefix(dt))
+            if (m := INDEX_KEY.match(k))
+        }  # fmt: skip
+        fresh = dict(_listed(lake, pointer_key(dt)))
+        key = pointer_key(dt)
+        pointer = _pointer(lake, cache, key, fresh[key]) if key in fresh else None
+    return pointer
+
+
 def seen_parts(lake: Lake, *, days: int, exclude: Interval) -> dict[str, tuple[str | None, Part]]:
     """Every file the seen index of ``exclude`` stands on now: key -> (version, part)."""
     cache = cache_of(lake)
@@ -246,6 +277,7 @@ def seen_parts(lake: Lake, *, days: int, exclude: Interval) -> dict[str, tuple[s
     for dt in dts:
         pkey, pversion = listing.pointers.get(dt, (None, None))
         pointer = _pointer(lake, cache, pkey, pversion) if pkey else None
+        pointer = _straddled(lake, cache, listing, dt, pointer)
         versions = dict(listing.articles[dt])
         groups: dict[str, list[str]] = {}
         for key in visible_in_day(list(versions), pointer):  # a compacted day: its files

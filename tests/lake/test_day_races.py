@@ -32,12 +32,6 @@ from tests.support.article_factory import batches, make_article, prose
 from tests.support.s3_server import CREDENTIALS, REGION
 
 DT = "2026-11-25"
-COMPACT_RACE = (
-    "compact_day does not serialize its switch with publishes and other compactions: it "
-    "should take the publish lease (etl.lake.lease.publish_lease) around re-reading the "
-    "pointer, checking that the intervals it folded in are unchanged (their manifests' tags), "
-    "putting the pointer and deleting what it replaced"
-)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -126,7 +120,6 @@ class _Hooked:
         self.inner.put_bytes(key, data)
 
 
-@pytest.mark.xfail(strict=True, reason=COMPACT_RACE)
 def test_a_rerun_published_while_the_day_compacts_is_not_hidden(where: str | LakeSettings) -> None:
     """Hour 2 is rerun (3 articles it lacked) after the compaction read the day and before its
     switch: the compaction marks hour 2 replaced, which hid the rerun's new file (and its
@@ -142,7 +135,6 @@ def test_a_rerun_published_while_the_day_compacts_is_not_hidden(where: str | Lak
     _check(root, before | {a["article_id"] for a in _rows(new)})
 
 
-@pytest.mark.xfail(strict=True, reason=COMPACT_RACE)
 def test_a_rerun_of_a_compacted_day_during_its_next_compaction_stays_visible(
     where: str | LakeSettings,
 ) -> None:
@@ -164,7 +156,6 @@ def test_a_rerun_of_a_compacted_day_during_its_next_compaction_stays_visible(
     _check(root, before | {a["article_id"] for a in _rows([*backfill, *new])})
 
 
-@pytest.mark.xfail(strict=True, reason=COMPACT_RACE)
 def test_two_compactions_switching_at_once_never_point_at_deleted_files(
     where: str | LakeSettings,
 ) -> None:
@@ -285,7 +276,6 @@ class _RerunAfterListing:
         return keys
 
 
-@pytest.mark.xfail(strict=True, reason=COMPACT_RACE)
 def test_a_file_a_rerun_removes_under_a_compaction_is_not_a_terminal_failure(
     where: str | LakeSettings,
 ) -> None:

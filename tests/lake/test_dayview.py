@@ -4,6 +4,7 @@ pointer naming files that are gone, a pointer that is not one. Never a day read 
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -53,11 +54,24 @@ class _CompactsAfterListing:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def list(self, prefix: str = "") -> list[str]:
-        keys = self.inner.list(prefix)
-        if not self.fired and prefix in (f"articles/dt={DT}/", "articles/"):
+    def _after(self, prefix: str) -> None:
+        # the day's folder, the lake's, or (the seen index: one LIST a month) the day's month
+        if not self.fired and prefix in (
+            f"articles/dt={DT}/",
+            "articles/",
+            f"articles/dt={DT[:7]}",
+        ):
             self.fired = True
             compact_day(self.inner, DT)
+
+    def list(self, prefix: str = "") -> list[str]:
+        keys = self.inner.list(prefix)
+        self._after(prefix)
+        return keys
+
+    def list_versions(self, prefix: str = "") -> builtins.list[tuple[str, str]]:
+        keys: builtins.list[tuple[str, str]] = self.inner.list_versions(prefix)  # type: ignore[attr-defined]
+        self._after(prefix)
         return keys
 
 

@@ -18,13 +18,6 @@ from etl.lake.query import run_query
 from tests.support.cli_helpers import newsetl
 from tests.support.query_lakes import _fill
 
-LOCK = (
-    "etl.lake.query.connect leaves DuckDB's file system, extensions and settings open: after the "
-    "views are made it should SET allowed_paths (the view files) and allowed_directories (a "
-    "spill folder of its own, temp_directory), enable_external_access, "
-    "autoinstall_known_extensions and autoload_known_extensions false, lock_configuration true"
-)
-
 
 @pytest.fixture
 def lake_dir(tmp_path: Path) -> Path:
@@ -33,7 +26,6 @@ def lake_dir(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.xfail(strict=True, reason=LOCK)
 def test_a_query_writes_nothing_outside_or_inside_the_lake(lake_dir: Path, tmp_path: Path) -> None:
     """``COPY … TO`` wrote any file the user can write (into the lake too: a stray file where
     writers and other engines look); ``ATTACH`` created a database file."""
@@ -48,7 +40,6 @@ def test_a_query_writes_nothing_outside_or_inside_the_lake(lake_dir: Path, tmp_p
     assert not outside.exists() and not inside.exists() and not db.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=LOCK)
 def test_a_query_reads_nothing_but_the_lake_views(lake_dir: Path, tmp_path: Path) -> None:
     """``read_text``/``read_csv`` of any path read files beside (or far from) the lake."""
     secret = tmp_path / "secret.txt"
@@ -60,7 +51,6 @@ def test_a_query_reads_nothing_but_the_lake_views(lake_dir: Path, tmp_path: Path
     assert run_query(str(lake_dir), "SELECT count(*) FROM articles")[1] == [(20,)]
 
 
-@pytest.mark.xfail(strict=True, reason=LOCK)
 def test_a_query_cannot_load_extensions_or_unlock_the_settings(lake_dir: Path) -> None:
     """Autoinstall was on: a URL in a statement (``read_parquet('https://…')``) made DuckDB
     download httpfs from extensions.duckdb.org. Checked by the settings, sending nothing."""
@@ -69,7 +59,7 @@ def test_a_query_cannot_load_extensions_or_unlock_the_settings(lake_dir: Path) -
         "current_setting('autoload_known_extensions') AS l, "
         "current_setting('enable_external_access') AS e, current_setting('lock_configuration') AS c"
     )
-    assert run_query(str(lake_dir), sql)[1] == [(False, False, False, True)]
+    assert run_query(str(lake_dir), sql, locked=True)[1] == [(False, False, False, True)]
     for sql in ("SET enable_external_access = true", "RESET enable_external_access"):
         assert newsetl("query", "--lake", lake_dir, sql).exit_code == 2
 
