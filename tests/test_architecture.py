@@ -27,7 +27,17 @@ PACKAGES = (*STAGES, "runner", "report")
 SHARED_MAY_IMPORT = {("etl.config", "etl.lake.settings")}
 SHARED = ("etl.errors", "etl.records", "etl.config", "etl.urls", "etl.schema", "etl.workdir")
 HEAVY = ("pyarrow", "trafilatura", "duckdb", "boto3", "httpx")
-LONG_MODULES = {"etl.cli": 650}  # one typer command per job; everything else stays under 500
+# modules stay under 300 lines; these were over when the cap came, and may not grow
+LONG_MODULES = {
+    "etl.lake.store": 494,
+    "etl.fetch.fetcher": 438,
+    "etl.config": 432,
+    "etl.lake.lease": 385,
+    "etl.lake.s3": 346,
+    "etl.urls": 344,
+    "etl.article.candidates": 322,
+    "etl.discover.documents": 301,
+}
 
 
 def module_name(path: Path) -> str:
@@ -269,7 +279,7 @@ def test_the_cli_loads_no_heavy_library_before_a_command_runs() -> None:
 
 def test_modules_stay_small() -> None:
     sizes = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
-    assert {m: n for m, n in sizes.items() if n > LONG_MODULES.get(m, 500)} == {}
+    assert {m: n for m, n in sizes.items() if n > LONG_MODULES.get(m, 300)} == {}
 
 
 def figures() -> dict[str, object]:
