@@ -31,7 +31,6 @@ SHARED = ("etl.errors", "etl.records", "etl.config", "etl.urls", "etl.schema", "
 HEAVY = ("pyarrow", "trafilatura", "duckdb", "boto3", "httpx")
 # modules stay under 300 lines; these were over when the cap came, and may not grow
 LONG_MODULES = {
-    "etl.lake.lease": 385,
     "etl.lake.s3": 346,
     "etl.urls": 344,
     "etl.article.candidates": 322,

@@ -36,7 +36,8 @@ from etl.lake.base import Lake
 from etl.lake.dayview import release_interval
 from etl.lake.keyindex import write_index
 from etl.lake.layout import article_key, articles_prefix, fetch_log_key, index_key
-from etl.lake.lease import Lease, publish_lease
+from etl.lake.lease import publish_lease
+from etl.lake.lease_object import Lease
 from etl.lake.manifest import FileInfo, Manifest
 from etl.lake.seen import SeenRecheck, drop_seen
 from etl.lake.tables import ShardWriter, conform, parquet_options
