@@ -57,8 +57,8 @@ if TYPE_CHECKING:
     from etl.lake.query_output import write_parquet as write_parquet
     from etl.lake.query_output import write_text as write_text
     from etl.lake.s3 import make_client as make_client
-    from etl.lake.seen import SeenRecheck as SeenRecheck
-    from etl.lake.seen import seen_ids as seen_ids
+    from etl.lake.seen_recheck import SeenRecheck as SeenRecheck
+    from etl.lake.seen_recheck import seen_ids as seen_ids
     from etl.lake.settings import CONN_ID as CONN_ID
     from etl.lake.settings import DEFAULT_LAKE as DEFAULT_LAKE
     from etl.lake.settings import LakeSettings as LakeSettings
@@ -112,7 +112,7 @@ __all__, __getattr__, __dir__ = surface(
         "query": ("connect", "query_batches", "run_query"),
         "query_output": ("FORMATS", "write_parquet", "write_text"),
         "s3": ("make_client",),
-        "seen": ("SeenRecheck", "seen_ids"),
+        "seen_recheck": ("SeenRecheck", "seen_ids"),
         "settings": (
             "CONN_ID",
             "DEFAULT_LAKE",

@@ -1,4 +1,4 @@
-"""Publish an interval's articles to the lake (read back by etl.lake.tables, manifest, seen).
+"""Publish an interval's articles to the lake (read back: etl.lake.tables, etl.lake.manifest).
 
 Entry point :func:`publish_interval`. Layout (see DESIGN.md)::
 
@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.lake import seen, tables
+from etl.lake import seen_recheck, tables
 from etl.lake.base import Lake
 from etl.lake.dayview import release_interval
 from etl.lake.keyindex import write_index
@@ -39,7 +39,7 @@ from etl.lake.layout import article_key, articles_prefix, fetch_log_key, index_k
 from etl.lake.lease import publish_lease
 from etl.lake.lease_object import Lease
 from etl.lake.manifest import FileInfo, Manifest
-from etl.lake.seen import SeenRecheck, drop_seen
+from etl.lake.seen_recheck import SeenRecheck, drop_seen
 from etl.lake.tables import ShardWriter, conform, parquet_options
 from etl.records import Interval
 from etl.schema import article_schema, fetch_log_schema, schema_version
@@ -51,11 +51,12 @@ log = logging.getLogger("etl.lake.store")
 
 # Old paths kept only for the lead's etl/lake/compact.py, etl/lake/query.py and
 # tests/lake/test_compact.py (branch q9c) until they import these names from their new homes
-# (etl.lake.tables: parquet_options, read_table, read_articles; etl.lake.seen: seen_ids).
+# (etl.lake.tables: parquet_options, read_table, read_articles; etl.lake.seen_recheck:
+# seen_ids); then these lines and the import of the two modules go.
 _parquet_options = tables.parquet_options
 read_table = tables.read_table
 read_articles = tables.read_articles
-seen_ids = seen.seen_ids
+seen_ids = seen_recheck.seen_ids
 
 MAX_SHARDS = 1000
 

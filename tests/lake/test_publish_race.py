@@ -149,7 +149,7 @@ def test_four_intervals_publishing_at_once_keep_each_article_once(
 
 def test_recheck_drops_rows_published_meanwhile_and_counts_them(tmp_path: Path) -> None:
     from etl.article.deduplication import dedupe
-    from etl.lake.seen import SeenRecheck
+    from etl.lake.seen_recheck import SeenRecheck
     from etl.lake.settings import LeaseSettings
     from etl.lake.store import publish_interval
 

@@ -31,7 +31,7 @@ from etl.lake.local import LocalLake
 from etl.lake.manifest import read_manifest
 from etl.lake.opener import open_lake
 from etl.lake.s3 import S3Lake, _store_error
-from etl.lake.seen import seen_ids
+from etl.lake.seen_recheck import seen_ids
 from etl.lake.settings import LakeSettings
 from etl.lake.store import publish_interval, shard_of
 from etl.lake.tables import read_articles

@@ -1,5 +1,6 @@
-"""The seen index: the article ids already in the lake around an interval (:func:`seen_ids`),
-and the re-check a publish repeats inside the publish lease (:class:`SeenRecheck`).
+"""Exactly once across intervals: the article ids already in the lake around an interval
+(:func:`seen_ids`, read by discovery and dedupe), and the seen check a publish repeats inside the
+publish lease (:class:`SeenRecheck`, :func:`drop_seen`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SeenRecheck", "drop_seen", "seen_ids"]
 
-log = logging.getLogger("etl.lake.seen")
+log = logging.getLogger("etl.lake.seen_recheck")
 
 
 @dataclass
