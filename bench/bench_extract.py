@@ -36,7 +36,7 @@ def load_pages() -> list[tuple[str, bytes]]:
 
 def run_ours(pages: list[tuple[str, bytes]], workers: int) -> float:
     from etl.article import process_pages
-    from etl.cli import json_line
+    from etl.cli.article_cmds import json_line
     from etl.config import load_settings
     from etl.records import Page
 

@@ -16,9 +16,9 @@ from etl._lazy import surface
 
 if TYPE_CHECKING:
     from etl.article.process import process_page as process_page
-    from etl.config import Settings as Settings
-    from etl.config import load_settings as load_settings
-    from etl.config import load_sources as load_sources
+    from etl.config.settings import Settings as Settings
+    from etl.config.settings import load_settings as load_settings
+    from etl.config.sources import load_sources as load_sources
     from etl.errors import EtlError as EtlError
     from etl.lake.opener import open_lake as open_lake
     from etl.records import Article as Article
@@ -31,7 +31,8 @@ __all__, __getattr__, __dir__ = surface(
     __name__,
     {
         "article.process": ("process_page",),
-        "config": ("Settings", "load_settings", "load_sources"),
+        "config.settings": ("Settings", "load_settings"),
+        "config.sources": ("load_sources",),
         "errors": ("EtlError",),
         "lake.opener": ("open_lake",),
         "records": ("Article", "Interval", "Page"),

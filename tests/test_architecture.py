@@ -23,11 +23,19 @@ ROOT = Path(__file__).resolve().parents[1]
 ETL = ROOT / "etl"
 STAGES = ("discover", "fetch", "article", "lake")  # the four stages the runner composes
 PACKAGES = (*STAGES, "runner", "report")
+# packages behind a lazy surface: the stage packages and the shared package etl.config
+SURFACED = (*PACKAGES, "config")
 # a shared top-level module may import these leaf modules of a package (nothing else)
-SHARED_MAY_IMPORT = {("etl.config", "etl.lake.settings")}
+SHARED_MAY_IMPORT = {("etl.config.settings", "etl.lake.settings")}
 SHARED = ("etl.errors", "etl.records", "etl.config", "etl.urls", "etl.schema", "etl.workdir")
 HEAVY = ("pyarrow", "trafilatura", "duckdb", "boto3", "httpx")
-LONG_MODULES = {"etl.cli": 650}  # one typer command per job; everything else stays under 500
+# modules stay under 300 lines; these were over when the cap came, and may not grow
+LONG_MODULES = {
+    "etl.lake.s3": 344,
+    "etl.urls": 344,
+    "etl.article.candidates": 322,
+    "etl.discover.documents": 301,
+}
 
 
 def module_name(path: Path) -> str:
@@ -43,6 +51,16 @@ def package_of(module: str) -> str | None:
     return parts[1] if len(parts) > 2 and parts[1] in PACKAGES else None
 
 
+def surface_of(module: str) -> str | None:
+    """The package (stage or shared) whose lazy surface stands for ``module``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[1] in SURFACED else None
+
+
+def shared(module: str) -> bool:
+    return module in SHARED or module.rpartition(".")[0] in SHARED  # etl.config.<module>
+
+
 def type_checking_names(init: Path) -> dict[str, str]:
     """name → defining module, from the ``if TYPE_CHECKING:`` imports of a package __init__."""
     names = {}
@@ -56,7 +74,7 @@ def type_checking_names(init: Path) -> dict[str, str]:
     return names
 
 
-SURFACES = {pkg: type_checking_names(ETL / pkg / "__init__.py") for pkg in PACKAGES}
+SURFACES = {pkg: type_checking_names(ETL / pkg / "__init__.py") for pkg in SURFACED}
 
 
 def imports(path: Path) -> Iterator[tuple[ast.ImportFrom | ast.Import, str, list[str]]]:
@@ -92,7 +110,7 @@ def graph() -> dict[str, set[str]]:
             continue  # lazy surfaces: their TYPE_CHECKING imports load nothing
         for _node, module, names in imports(path):
             g[m] |= targets(module, names) - {m}
-    for pkg in PACKAGES:  # importing a package runs only its (lazy) __init__
+    for pkg in SURFACED:  # importing a package runs only its (lazy) __init__
         g[f"etl.{pkg}"] = {"etl._lazy"}
     return g
 
@@ -171,7 +189,7 @@ def test_packages_form_no_circle_and_shared_modules_import_no_stage() -> None:
             theirs = package_of(d)
             if mine and theirs and theirs != mine:
                 pg[mine].add(theirs)
-            if m in SHARED and theirs:
+            if shared(m) and theirs:
                 assert (m, d) in SHARED_MAY_IMPORT, f"shared {m} imports stage module {d}"
     assert cycles(pg) == []
 
@@ -195,14 +213,14 @@ def test_code_outside_a_package_imports_only_its_surface() -> None:
     bad = []
     for path in outside_files():
         me = module_name(path) if path.is_relative_to(ETL) else None
-        if path.name == "__init__.py" and me in {"etl", *(f"etl.{p}" for p in PACKAGES)}:
+        if path.name == "__init__.py" and me in {"etl", *(f"etl.{p}" for p in SURFACED)}:
             continue
         for node, module, names in imports(path):
             parts = module.split(".")
             where = f"{path.relative_to(ROOT)}:{node.lineno}"
             if module == "etl" and me != "etl":
                 bad.append(f"{where}: from etl import {names} (use the package)")
-            elif len(parts) > 2 and parts[1] in PACKAGES and package_of(me or "") != parts[1]:
+            elif len(parts) > 2 and parts[1] in SURFACED and surface_of(me or "") != parts[1]:
                 bad.append(f"{where}: {module} (import from etl.{parts[1]})")
             elif isinstance(node, ast.Import) and len(parts) > 2:
                 bad.append(f"{where}: import {module}")
@@ -228,7 +246,7 @@ def test_no_module_re_exports_another_modules_names() -> None:
     assert bad == []
 
 
-@pytest.mark.parametrize("pkg", ["etl", *(f"etl.{p}" for p in PACKAGES)])
+@pytest.mark.parametrize("pkg", ["etl", *(f"etl.{p}" for p in SURFACED)])
 def test_every_public_name_resolves_to_its_module(pkg: str) -> None:
     module = importlib.import_module(pkg)
     names = type_checking_names(MODULES[pkg])
@@ -237,7 +255,7 @@ def test_every_public_name_resolves_to_its_module(pkg: str) -> None:
     for name, where in names.items():
         assert getattr(module, name) is getattr(importlib.import_module(where), name)
         if pkg != "etl":  # a package exports its own names only
-            assert package_of(where) == pkg.partition(".")[2]
+            assert surface_of(where) == pkg.partition(".")[2]
     with pytest.raises(AttributeError, match="no attribute"):
         _ = module.no_such_name
 
@@ -269,7 +287,7 @@ def test_the_cli_loads_no_heavy_library_before_a_command_runs() -> None:
 
 def test_modules_stay_small() -> None:
     sizes = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
-    assert {m: n for m, n in sizes.items() if n > LONG_MODULES.get(m, 500)} == {}
+    assert {m: n for m, n in sizes.items() if n > LONG_MODULES.get(m, 300)} == {}
 
 
 def figures() -> dict[str, object]:

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from etl.lake.manifest import read_manifest
 from etl.lake.opener import open_lake
-from etl.lake.store import read_articles, read_manifest
+from etl.lake.tables import read_articles
 from etl.records import Interval
 from tests.support.cli_helpers import (
     newsetl,

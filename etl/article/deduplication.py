@@ -3,7 +3,7 @@
 Entry point :func:`dedupe`. A row is dropped, first match wins, when
 
 1. ``seen``: its ``article_id`` is in the seen index (ids already in the lake, never including
-   the interval being run: see ``etl.lake.store.seen_ids``);
+   the interval being run: see ``etl.lake.seen_ids``);
 2. ``duplicate_id``: its ``article_id`` was already emitted in this run;
 3. ``duplicate_content``: its ``content_hash`` was already emitted in this run (the same text
    under another URL: syndicated copies, tracking-parameter variants; the first one is kept);

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from etl.lake.lease import clean_old_staging as clean_old_staging
     from etl.lake.lease import interval_lease as interval_lease
     from etl.lake.lease import new_holder as new_holder
+    from etl.lake.manifest import Manifest as Manifest
+    from etl.lake.manifest import read_manifest as read_manifest
     from etl.lake.opener import open_lake as open_lake
     from etl.lake.publishing import KEY_UNSAFE as KEY_UNSAFE
     from etl.lake.publishing import manifest_extra as manifest_extra
@@ -56,7 +58,9 @@ if TYPE_CHECKING:
     from etl.lake.query_output import write_parquet as write_parquet
     from etl.lake.query_output import write_text as write_text
     from etl.lake.s3 import make_client as make_client
-    from etl.lake.seen import clear_seen_cache as clear_seen_cache
+    from etl.lake.seen_cache import clear_seen_cache as clear_seen_cache
+    from etl.lake.seen_recheck import SeenRecheck as SeenRecheck
+    from etl.lake.seen_recheck import seen_ids as seen_ids
     from etl.lake.seen_snapshot import read_snapshot as read_snapshot
     from etl.lake.seen_snapshot import snapshot_ids as snapshot_ids
     from etl.lake.seen_snapshot import write_snapshot as write_snapshot
@@ -66,14 +70,10 @@ if TYPE_CHECKING:
     from etl.lake.settings import LeaseSettings as LeaseSettings
     from etl.lake.settings import lake_settings_from_airflow_conn as lake_settings_from_airflow_conn
     from etl.lake.settings import lake_settings_from_env as lake_settings_from_env
-    from etl.lake.store import Manifest as Manifest
-    from etl.lake.store import SeenRecheck as SeenRecheck
     from etl.lake.store import publish_interval as publish_interval
-    from etl.lake.store import read_articles as read_articles
-    from etl.lake.store import read_manifest as read_manifest
-    from etl.lake.store import read_table as read_table
-    from etl.lake.store import seen_ids as seen_ids
-    from etl.lake.store import write_table as write_table
+    from etl.lake.tables import read_articles as read_articles
+    from etl.lake.tables import read_table as read_table
+    from etl.lake.tables import write_table as write_table
 
 __all__, __getattr__, __dir__ = surface(
     __name__,
@@ -112,13 +112,15 @@ __all__, __getattr__, __dir__ = surface(
             "validators_key",
         ),
         "lease": ("clean_old_staging", "interval_lease", "new_holder"),
+        "manifest": ("Manifest", "read_manifest"),
         "opener": ("open_lake",),
         "publishing": ("KEY_UNSAFE", "manifest_extra", "new_attempt", "publish"),
         "query": ("connect", "query_batches", "run_query"),
         "query_output": ("FORMATS", "write_parquet", "write_text"),
         "s3": ("make_client",),
-        "seen": ("clear_seen_cache",),
+        "seen_cache": ("clear_seen_cache",),
         "seen_snapshot": ("read_snapshot", "snapshot_ids", "write_snapshot"),
+        "seen_recheck": ("SeenRecheck", "seen_ids"),
         "settings": (
             "CONN_ID",
             "DEFAULT_LAKE",
@@ -127,15 +129,7 @@ __all__, __getattr__, __dir__ = surface(
             "lake_settings_from_airflow_conn",
             "lake_settings_from_env",
         ),
-        "store": (
-            "Manifest",
-            "SeenRecheck",
-            "publish_interval",
-            "read_articles",
-            "read_manifest",
-            "read_table",
-            "seen_ids",
-            "write_table",
-        ),
+        "store": ("publish_interval",),
+        "tables": ("read_articles", "read_table", "write_table"),
     },
 )

@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.lake.store import _parquet_options
+from etl.lake.tables import parquet_options
 from etl.schema import article_schema
 
 # Row groups: a day in MIN_ROW_GROUPS of them, but none over ROW_GROUP_BYTES (uncompressed Arrow
@@ -40,7 +40,7 @@ FILE_ROWS = 2_000_000
 def compact_options(schema: pa.Schema) -> dict[str, Any]:
     """Parquet writer options of compacted files: the hourly files' options, with the prose
     columns (:data:`FAST_COLUMNS`) in :data:`FAST_CODEC`, which scans decode faster."""
-    opts = _parquet_options(schema)
+    opts = parquet_options(schema)
     codec, level = opts.pop("compression"), opts.pop("compression_level")
     opts["compression"] = {f.name: FAST_CODEC if f.name in FAST_COLUMNS else codec for f in schema}
     opts["compression_level"] = {f.name: level for f in schema if f.name not in FAST_COLUMNS}

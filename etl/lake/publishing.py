@@ -35,7 +35,10 @@ from etl.config import QualitySettings
 from etl.errors import QualityError
 from etl.lake.base import Lake
 from etl.lake.layout import quarantine_prefix
-from etl.lake.store import Manifest, SeenRecheck, publish_interval, write_table
+from etl.lake.manifest import Manifest
+from etl.lake.seen_recheck import SeenRecheck
+from etl.lake.store import publish_interval
+from etl.lake.tables import write_table
 from etl.records import Interval
 from etl.schema import article_schema
 from etl.workdir import new_workdir
@@ -181,7 +184,7 @@ def publish(
     """Dedupe ``batches``, gate them, and publish the interval (see the module docstring).
 
     ``recheck``: the seen check again inside the lake-wide publish lease, right before the
-    writes (:class:`etl.lake.store.SeenRecheck`); the rows it drops count in the manifest's dedupe
+    writes (:class:`etl.lake.SeenRecheck`); the rows it drops count in the manifest's dedupe
     figures (the quality figures are those of the rows before it)."""
     from etl.article import dedupe
 

@@ -32,7 +32,7 @@ from etl.lake.opener import open_lake
 from etl.lake.query_local import readable_paths, register_local_view
 from etl.lake.query_plan import QueryPlan, plan
 from etl.lake.settings import LakeSettings
-from etl.lake.store import read_table
+from etl.lake.tables import read_table
 from etl.schema import article_schema, fetch_log_schema
 
 log = logging.getLogger("etl.lake.query")

@@ -226,45 +226,29 @@ class S3Lake:
         except (BotoCoreError, ClientError) as exc:
             raise _store_error(self.uri_for(key), "get", exc) from exc
 
-    def list(self, prefix: str = "") -> builtins.list[str]:
-        keys: builtins.list[str] = []
+    def _objects(self, prefix: str) -> builtins.list[tuple[str, Any]]:
+        """(key, the LIST's entry) of every object under ``prefix``, sorted by key."""
         start = len(self.prefix)
+        out: builtins.list[tuple[str, Any]] = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix + prefix
             )
             for page in pages:
-                keys.extend(obj["Key"][start:] for obj in page.get("Contents", []))
+                out += [(o["Key"][start:], o) for o in page.get("Contents", [])]
         except (BotoCoreError, ClientError) as exc:
             raise _store_error(f"{self.uri}/{prefix}", "list", exc) from exc
-        return sorted(keys)
+        return sorted(out, key=lambda kv: kv[0])
+
+    def list(self, prefix: str = "") -> builtins.list[str]:
+        return [k for k, _o in self._objects(prefix)]
 
     def list_modified(self, prefix: str = "") -> builtins.list[tuple[str, datetime]]:
-        out: builtins.list[tuple[str, datetime]] = []
-        start = len(self.prefix)
-        try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix + prefix
-            )
-            for page in pages:
-                out += [(o["Key"][start:], o["LastModified"]) for o in page.get("Contents", [])]
-        except (BotoCoreError, ClientError) as exc:
-            raise _store_error(f"{self.uri}/{prefix}", "list", exc) from exc
-        return sorted(out)
+        return [(k, o["LastModified"]) for k, o in self._objects(prefix)]
 
     def list_versions(self, prefix: str = "") -> builtins.list[tuple[str, str]]:
         """``list`` with each object's ETag (what the LIST returns anyway)."""
-        out: builtins.list[tuple[str, str]] = []
-        start = len(self.prefix)
-        try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix + prefix
-            )
-            for page in pages:
-                out += [(o["Key"][start:], o["ETag"].strip('"')) for o in page.get("Contents", [])]
-        except (BotoCoreError, ClientError) as exc:
-            raise _store_error(f"{self.uri}/{prefix}", "list", exc) from exc
-        return sorted(out)
+        return [(k, o["ETag"].strip('"')) for k, o in self._objects(prefix)]
 
     def delete(self, keys: Iterable[str]) -> None:
         todo = [self._key(k) for k in keys]

@@ -1,8 +1,8 @@
 """The seen index, read once: a cache of the key-index files by object version, and the
 per-interval snapshot that DAG tasks share.
 
-:func:`seen_index` (behind :func:`etl.lake.store.seen_ids`) is the ids of the article files of
-the days around an interval, never the interval's own. Each read lists the window's objects (one
+:func:`seen_index` (behind :func:`etl.lake.seen_recheck.seen_ids`) is the ids of the article files
+of the days around an interval, never the interval's own. Each read lists the window's objects (one
 LIST per month of ``articles/dt=``, ``_index/dt=`` and ``_compact/dt=``, not three requests a
 day) with each object's *version* (the ETag on S3; inode, size and mtime locally) and GETs only
 the files this process has not read at that version: a key-index file never changes under its
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -42,13 +41,10 @@ from etl.lake.layout import (
     index_prefix,
     pointer_key,
 )
+from etl.lake.seen_cache import Cache, Part, cache_of
 from etl.records import Interval
 
 __all__ = [
-    "Cache",
-    "Part",
-    "cache_of",
-    "clear_seen_cache",
     "seen_index",
     "seen_parts",
     "union",
@@ -58,94 +54,6 @@ __all__ = [
 log = logging.getLogger("etl.lake.seen")
 
 _COLUMNS = ["article_id", "url", "canonical_url"]
-# The cache forgets everything past this many ids (a long-lived process over a big lake).
-MAX_CACHED_IDS = 20_000_000
-_EMPTY: pa.Array[Any] = pa.array([], pa.string())
-
-
-class Part:
-    """One file's share of the seen index: its ids, and (on first need: 25 us a URL) the ids of
-    its rows' URLs, kept until then as the distinct URLs."""
-
-    __slots__ = ("_url_ids", "_urls", "ids")
-
-    def __init__(
-        self,
-        ids: pa.Array[Any],
-        *,
-        urls: pa.Array[Any] | None = None,
-        url_ids: pa.Array[Any] | None = None,
-    ) -> None:
-        self.ids = ids
-        self._urls = urls
-        self._url_ids = url_ids if url_ids is not None or urls is not None else _EMPTY
-
-    @property
-    def size(self) -> int:
-        extra = self._url_ids if self._url_ids is not None else self._urls
-        return len(self.ids) + (len(extra) if extra is not None else 0)
-
-    def url_ids(self) -> pa.Array[Any]:
-        """The article ids of the rows' URLs that are not row ids (computed once)."""
-        if self._url_ids is None:
-            from etl.urls import article_id
-
-            found: set[str] = set()
-            urls = self._urls if self._urls is not None else _EMPTY
-            for url in cast(list[str], urls.to_pylist()):
-                try:
-                    found.add(article_id(url))
-                except ValueError:  # no http(s) URL: nothing a listing could name
-                    continue
-            found -= set(cast(list[str], self.ids.to_pylist()))
-            self._url_ids, self._urls = pa.array(sorted(found), pa.string()), None
-        return self._url_ids
-
-
-class Cache:
-    """Parts and compaction pointers of one lake, by ``(key, version)`` (one per lake URI)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.parts: dict[tuple[str, str], Part] = {}
-        self.pointers: dict[tuple[str, str], dict[str, Any]] = {}
-        self.sizes: dict[tuple[str, str], int] = {}
-        self.ids = 0  # ids (and URLs) held by parts, as counted when cached
-
-    def put(self, key: str, version: str, part: Part) -> None:
-        with self.lock:
-            if (key, version) in self.parts:
-                return
-            if self.ids + part.size > MAX_CACHED_IDS:
-                self.parts.clear()
-                self.sizes.clear()
-                self.ids = 0
-            self.parts[(key, version)] = part
-            self.sizes[(key, version)] = part.size
-            self.ids += part.size
-
-    def forget(self, dt: str, current: dict[str, str]) -> None:
-        """Drop the cached files of partition ``dt`` other than ``current`` (key -> version)."""
-        with self.lock:
-            for k, v in list(self.parts):
-                if k.split("/", 2)[1:2] == [f"dt={dt}"] and current.get(k) != v:
-                    del self.parts[(k, v)]
-                    self.ids -= self.sizes.pop((k, v))
-
-
-_CACHES: dict[str, Cache] = {}
-_CACHES_LOCK = threading.Lock()
-
-
-def cache_of(lake: Lake) -> Cache:
-    with _CACHES_LOCK:
-        return _CACHES.setdefault(lake.uri, Cache())
-
-
-def clear_seen_cache() -> None:
-    """Forget every cached part (tests; a process that wants a cold read)."""
-    with _CACHES_LOCK:
-        _CACHES.clear()
 
 
 def _listed(lake: Lake, prefix: str) -> list[tuple[str, str | None]]:
@@ -317,7 +225,7 @@ def seen_index(
 ) -> frozenset[str]:
     """Article ids in partitions within ``days`` days of ``exclude.dt`` (both sides), never
     ``exclude``'s own; ``with_urls`` adds the ids of each row's ``url`` and ``canonical_url``
-    (see :func:`etl.lake.store.seen_ids`). As the lake is listed now; files read at the
+    (see :func:`etl.lake.seen_recheck.seen_ids`). As the lake is listed now; files read at the
     version listed are not read again."""
     parts = seen_parts(lake, days=days, exclude=exclude)
     ids = union((p for _, p in parts.values()), with_urls=with_urls)

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 
 from etl.errors import StoreError
 from etl.lake.base import Lake
-from etl.lake.seen import Part, cache_of, seen_parts, union
+from etl.lake.seen import seen_parts, union
+from etl.lake.seen_cache import Part, cache_of
 from etl.records import Interval
 
 __all__ = ["read_snapshot", "snapshot_ids", "write_snapshot"]

@@ -31,10 +31,10 @@ from typing import Any
 
 import pytest
 
+from etl.lake.manifest import read_manifest
 from etl.lake.opener import open_lake
 from etl.lake.query import run_query
 from etl.lake.settings import LakeSettings, lake_settings_from_airflow_conn
-from etl.lake.store import read_manifest
 from etl.records import Interval
 from tests.support.backfill_site import STORIES, Story, at, build_site, write_sources
 from tests.support.sites import Site, static_site

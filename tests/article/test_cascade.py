@@ -140,7 +140,7 @@ def test_guard_only_spares_blocks_whose_text_is_in_the_jsonld_body() -> None:
 
 
 def test_extraction_column_and_json_rows_carry_it() -> None:
-    from etl.cli import article_json
+    from etl.cli.article_cmds import article_json
 
     a = article("jsonld_only")
     row = article_row(a, dt=None, rules_version="x", strict=False)

@@ -21,7 +21,7 @@ from etl.article.process import read_page
 from etl.cli import app
 from etl.config import Settings
 from etl.lake.opener import open_lake
-from etl.lake.store import read_articles
+from etl.lake.tables import read_articles
 from etl.records import Interval
 from etl.runner.ingestion import ingest as ingest_pages
 from etl.urls import article_id

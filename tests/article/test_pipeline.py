@@ -20,7 +20,8 @@ from etl.article.process import find_pages, page_id, process_page, process_pages
 from etl.config import Settings
 from etl.errors import ExtractError
 from etl.lake.local import LocalLake
-from etl.lake.store import read_articles, read_manifest
+from etl.lake.manifest import read_manifest
+from etl.lake.tables import read_articles
 from etl.records import Article, Failure, Interval, Page
 from etl.runner.ingestion import ingest
 

@@ -271,7 +271,7 @@ def test_a_run_reads_its_s3_warc_source_through_the_news_lake_connection(
     the S3 server, everything S3 given only by an Airflow-style ``news_lake`` connection."""
     from etl.config import load_settings
     from etl.lake.opener import open_lake
-    from etl.lake.store import read_articles
+    from etl.lake.tables import read_articles
     from etl.runner.interval import run_interval
     from etl.runner.run import Run
     from tests.support.s3_server import CREDENTIALS

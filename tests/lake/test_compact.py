@@ -25,8 +25,10 @@ from etl.lake.layout import pointer_key
 from etl.lake.neardup import link_near_duplicates
 from etl.lake.opener import open_lake
 from etl.lake.query import run_query
+from etl.lake.seen_recheck import seen_ids
 from etl.lake.settings import LakeSettings
-from etl.lake.store import publish_interval, read_articles, seen_ids
+from etl.lake.store import publish_interval
+from etl.lake.tables import read_articles
 from etl.records import Interval
 from etl.schema import article_schema
 from tests.support.article_factory import batches, make_article, prose

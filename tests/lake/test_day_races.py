@@ -25,8 +25,10 @@ from etl.lake.compact import compact_day
 from etl.lake.layout import pointer_key
 from etl.lake.opener import open_lake
 from etl.lake.query import run_query
+from etl.lake.seen_recheck import SeenRecheck, seen_ids
 from etl.lake.settings import LakeSettings
-from etl.lake.store import SeenRecheck, publish_interval, read_articles, seen_ids
+from etl.lake.store import publish_interval
+from etl.lake.tables import read_articles
 from etl.records import Interval
 from tests.support.article_factory import batches, make_article, prose
 from tests.support.s3_server import CREDENTIALS, REGION

@@ -18,7 +18,9 @@ from etl.lake.dayview import visible_article_keys
 from etl.lake.layout import pointer_key
 from etl.lake.opener import open_lake
 from etl.lake.query import run_query
-from etl.lake.store import publish_interval, read_articles, seen_ids
+from etl.lake.seen_recheck import seen_ids
+from etl.lake.store import publish_interval
+from etl.lake.tables import read_articles
 from etl.records import Interval
 from tests.support.article_factory import batches, make_article, prose
 from tests.support.cli_helpers import newsetl

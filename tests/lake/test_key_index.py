@@ -13,7 +13,9 @@ import pytest
 
 from etl.lake.base import Lake
 from etl.lake.opener import open_lake
-from etl.lake.store import SeenRecheck, publish_interval, read_articles, seen_ids
+from etl.lake.seen_recheck import SeenRecheck, seen_ids
+from etl.lake.store import publish_interval
+from etl.lake.tables import read_articles
 from etl.records import Interval
 from tests.support.article_factory import batches, make_article, prose
 

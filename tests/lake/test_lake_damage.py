@@ -14,7 +14,7 @@ from etl.lake.base import Lake
 from etl.lake.opener import open_lake
 from etl.lake.query import query_batches, run_query
 from etl.lake.settings import LakeSettings
-from etl.lake.store import read_articles
+from etl.lake.tables import read_articles
 from etl.report.figures import build_report
 from tests.support.query_lakes import _fill
 from tests.support.s3_server import CREDENTIALS, REGION

@@ -24,13 +24,12 @@ from etl.errors import ConfigError, LeaseError, StoreError
 from etl.lake.base import Lake, update_json_object
 from etl.lake.layout import PUBLISH_LEASE_KEY, interval_lease_key
 from etl.lake.lease import (
-    Lease,
-    LeaseInfo,
     clean_interval_staging,
     clean_old_staging,
     interval_lease,
     publish_lease,
 )
+from etl.lake.lease_object import Lease, LeaseInfo
 from etl.lake.local import LocalLake
 from etl.lake.opener import open_lake
 from etl.lake.settings import LakeSettings, LeaseSettings
@@ -203,7 +202,7 @@ _DEAD_HOLDER = """
 import os, sys
 from etl.lake.settings import LakeSettings
 from etl.lake.opener import open_lake
-from etl.lake.lease import Lease
+from etl.lake.lease_object import Lease
 uri, endpoint = sys.argv[1], sys.argv[2] or None
 settings = LakeSettings(uri=uri, endpoint_url=endpoint, region="us-east-1",
                         access_key_id="testing", secret_access_key="testing") if endpoint \

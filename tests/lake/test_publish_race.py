@@ -24,9 +24,10 @@ import yaml
 
 from etl.config import Settings, load_sources
 from etl.lake import store
+from etl.lake.manifest import read_manifest
 from etl.lake.opener import open_lake
 from etl.lake.settings import LakeSettings
-from etl.lake.store import read_articles, read_manifest, write_table
+from etl.lake.tables import read_articles, write_table
 from etl.records import Interval
 from etl.runner.publish import publish_step
 from etl.runner.run import Run
@@ -148,8 +149,9 @@ def test_four_intervals_publishing_at_once_keep_each_article_once(
 
 def test_recheck_drops_rows_published_meanwhile_and_counts_them(tmp_path: Path) -> None:
     from etl.article.deduplication import dedupe
+    from etl.lake.seen_recheck import SeenRecheck
     from etl.lake.settings import LeaseSettings
-    from etl.lake.store import SeenRecheck, publish_interval
+    from etl.lake.store import publish_interval
 
     lake = open_lake(str(tmp_path / "lake"))
     arts = [make_article(f"https://example.com/r/{i}", seed=i) for i in range(6)]

@@ -16,10 +16,12 @@ from etl.lake.base import Lake
 from etl.lake.compact import compact_day
 from etl.lake.keyindex import key_tables
 from etl.lake.opener import open_lake
-from etl.lake.seen import clear_seen_cache, window
+from etl.lake.seen import window
+from etl.lake.seen_cache import clear_seen_cache
+from etl.lake.seen_recheck import seen_ids
 from etl.lake.seen_snapshot import read_snapshot, snapshot_ids, write_snapshot
 from etl.lake.settings import LakeSettings
-from etl.lake.store import publish_interval, seen_ids
+from etl.lake.store import publish_interval
 from etl.records import Interval
 from etl.urls import article_id
 from tests.support.article_factory import batches, make_article

@@ -28,10 +28,13 @@ from etl.config import load_settings
 from etl.errors import StoreError
 from etl.lake.base import Lake
 from etl.lake.local import LocalLake
+from etl.lake.manifest import read_manifest
 from etl.lake.opener import open_lake
 from etl.lake.s3 import S3Lake, _store_error
+from etl.lake.seen_recheck import seen_ids
 from etl.lake.settings import LakeSettings
-from etl.lake.store import publish_interval, read_articles, read_manifest, seen_ids, shard_of
+from etl.lake.store import publish_interval, shard_of
+from etl.lake.tables import read_articles
 from etl.records import Interval
 from etl.schema import article_schema, fetch_log_schema
 from tests.support.article_factory import DT, batches, make_article

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from etl.lake.manifest import read_manifest
 from etl.lake.opener import open_lake
-from etl.lake.store import read_articles, read_manifest
+from etl.lake.tables import read_articles
 from etl.records import Interval
 from etl.runner.interval import run_interval
 from tests.support.article_factory import prose

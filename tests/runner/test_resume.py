@@ -19,7 +19,7 @@ import pytest
 
 from etl.errors import EtlError
 from etl.lake.layout import raw_key
-from etl.lake.store import read_manifest
+from etl.lake.manifest import read_manifest
 from etl.runner.discover import discover_step
 from etl.runner.interval import fetch_step, raise_if_incomplete, run_interval
 from etl.runner.rawzone import read_index

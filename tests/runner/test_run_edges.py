@@ -19,7 +19,8 @@ import yaml
 
 from etl.errors import QualityError
 from etl.lake.layout import quarantine_prefix, raw_key
-from etl.lake.store import read_manifest, write_table
+from etl.lake.manifest import read_manifest
+from etl.lake.tables import write_table
 from etl.runner.interval import run_interval
 from etl.runner.rawzone import read_index
 from etl.schema import fetch_log_schema

@@ -21,7 +21,8 @@ from etl.config import QualitySettings
 from etl.errors import EtlError, QualityError
 from etl.fetch.archive import read_record
 from etl.lake.layout import raw_key
-from etl.lake.store import read_articles, read_manifest
+from etl.lake.manifest import read_manifest
+from etl.lake.tables import read_articles
 from etl.runner.discover import discover_step
 from etl.runner.interval import fetch_step, raise_if_incomplete, run_interval
 from etl.runner.process import process_step

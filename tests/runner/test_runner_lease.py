@@ -23,9 +23,10 @@ from etl.config import Settings
 from etl.errors import LeaseError
 from etl.lake.base import Lake
 from etl.lake.layout import interval_lease_key
-from etl.lake.lease import Lease
+from etl.lake.lease_object import Lease
+from etl.lake.manifest import read_manifest
 from etl.lake.settings import LakeSettings, LeaseSettings
-from etl.lake.store import read_articles, read_manifest, read_table, write_table
+from etl.lake.tables import read_articles, read_table, write_table
 from etl.records import Interval
 from etl.runner.discover import discover_step
 from etl.runner.interval import run_interval

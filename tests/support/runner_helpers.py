@@ -15,7 +15,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from etl.config import Settings
 from etl.fetch.archive import read_record
-from etl.lake.store import read_manifest
+from etl.lake.manifest import read_manifest
 from etl.records import Interval
 from etl.runner.run import Run
 from tests.support.sites import Response

@@ -1,0 +1,1 @@
+"""Tests of etl.cli: the newsetl commands (extract, eval, ingest, query)."""
