@@ -148,6 +148,11 @@ def publish_interval(
                     lease.check()
                 lake.put_file(key, w.path)
                 shards.append(FileInfo(key, w.rows, w.path.stat().st_size))
+            # stale shards (an earlier run's, past this run's count) go before the new index:
+            # killed in between, no old shard is left that the index does not stand for
+            early = _stale(lake, interval, {f.key for f in shards}, shards_only=True)
+            if early:
+                lake.delete(early)
             index_info = _put_index(lake, interval, [writers[s].path for s in sorted(writers)], tmp)
             if fetch_log is not None:
                 key, path = fetch_log_key(dt, iid), tmp / "fetch_log.parquet"
@@ -163,6 +168,7 @@ def publish_interval(
             index_info=index_info,
             started=started,
             extra=manifest_extra,
+            deleted_before=early,
             fields={
                 "status": status,
                 "pending": tuple(dict(p) for p in pending),
@@ -185,19 +191,17 @@ def _finish(
     started: datetime,
     extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None,
     fields: Mapping[str, Any],
+    deleted_before: list[str] | None = None,
 ) -> Manifest:
     """Delete the interval's stale objects, then write its manifest (last)."""
     dt, iid = interval.dt, interval.id
     new = {f.key for f in shards} | ({log_info.key} if log_info else set())
     new |= {index_info.key} if index_info else set()
-    pattern = _shard_pattern(interval)
-    old = [k for k in lake.list(articles_prefix(dt)) if pattern.match(k)]
-    old += [k for k in lake.list(index_key(dt, iid)) if k == index_key(dt, iid)]
-    log_key = fetch_log_key(dt, iid)
-    old += [k for k in lake.list(log_key) if k == log_key]
-    stale = sorted(set(old) - new)
+    stale = _stale(lake, interval, new)
     if stale:
         lake.delete(stale)
+    stale = sorted({*stale, *(deleted_before or [])})
+    if stale:
         log.info("interval %s: removed %d stale objects", iid, len(stale))
     # a rerun on a compacted day: its new files become visible, once no old shard is left
     release_interval(lake, dt, iid)
@@ -219,6 +223,21 @@ def _finish(
     )
     lake.put_bytes(manifest.key, manifest.to_json().encode("utf-8"))
     return manifest
+
+
+def _stale(
+    lake: Lake, interval: Interval, new: set[str], *, shards_only: bool = False
+) -> list[str]:
+    """The interval's objects in the lake that are not ``new``: shards of an earlier run (and,
+    unless ``shards_only``, its key index and fetch log)."""
+    dt, iid = interval.dt, interval.id
+    pattern = _shard_pattern(interval)
+    old = [k for k in lake.list(articles_prefix(dt)) if pattern.match(k)]
+    if not shards_only:
+        old += [k for k in lake.list(index_key(dt, iid)) if k == index_key(dt, iid)]
+        log_key = fetch_log_key(dt, iid)
+        old += [k for k in lake.list(log_key) if k == log_key]
+    return sorted(set(old) - new)
 
 
 def _put_index(lake: Lake, interval: Interval, shards: list[Path], tmp: Path) -> FileInfo | None:

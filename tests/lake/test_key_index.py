@@ -65,3 +65,28 @@ def test_a_rerun_killed_before_its_index_leaves_no_old_index_beside_new_shards(
     assert later.articles == 0
     ids = cast("list[str]", read_articles(lake).column("article_id").to_pylist())
     assert sorted(ids) == sorted(visible)  # each once
+
+
+def test_a_rerun_with_fewer_shards_killed_at_its_index_leaves_no_shard_the_index_lacks(
+    tmp_path: Path,
+) -> None:
+    """Hour 1 published 6 articles in 3 shards; its rerun wrote 2 other articles in 1 shard and
+    died once its index was in, before its stale deletes: shards 1 and 2 of the first run
+    (their ids not in the new index) stood beside it: visible rows the seen index lacked. The
+    stale shards now go before the index."""
+    lake = open_lake(str(tmp_path / "lake"))
+    arts = [make_article(f"https://wire.example.com/{i}", text=prose(i, 60)) for i in range(8)]
+    first = publish_interval(lake, _iv(25, 1), batches(arts[:6], batch_rows=50), n_shards=3)
+    assert len(first.shards) == 3
+
+    class _KilledAfterIndex(_KilledAtIndex):
+        def put_file(self, key: str, path: Any) -> None:
+            self.inner.put_file(key, path)
+            if key.startswith("_index/"):
+                raise Killed(key)
+
+    with pytest.raises(Killed):
+        publish_interval(cast(Lake, _KilledAfterIndex(lake)), _iv(25, 1),
+                         batches(arts[6:], batch_rows=50), n_shards=1)  # fmt: skip
+    visible = set(cast("list[str]", read_articles(lake).column("article_id").to_pylist()))
+    assert seen_ids(lake, days=1, exclude=_iv(26, 5)) == visible

@@ -254,14 +254,16 @@ def test_manifest_is_written_last_and_stale_objects_go_before_it(lake: Lake) -> 
     second = publish_interval(rec, H13, batches(_arts(20)), n_shards=2)
     new = [s.key for s in second.shards]
     assert first.fetch_log is not None
-    stale = tuple(sorted({s.key for s in first.shards} - set(new) | {first.fetch_log.key}))
+    shards = tuple(sorted({s.key for s in first.shards} - set(new)))
+    stale = tuple(sorted({*shards, first.fetch_log.key}))
     assert len(stale) == 3
     index = f"_index/dt={DT}/{H13.id}.parquet"
     assert rec.calls == [
         ("delete", (index,)),  # the old index first: the seen index reads the shards meanwhile
         *(("put", k) for k in new),
+        ("delete", shards),  # stale shards before the new index: it stands for every shard
         ("put", index),
-        ("delete", stale),
+        ("delete", (first.fetch_log.key,)),
         ("put", f"_runs/{H13.id}.json"),
     ]
     assert set(second.deleted) == set(stale)
