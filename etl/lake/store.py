@@ -148,16 +148,16 @@ def publish_interval(
                     lease.check()
                 lake.put_file(key, w.path)
                 shards.append(FileInfo(key, w.rows, w.path.stat().st_size))
+            if fetch_log is not None:
+                key, path = fetch_log_key(dt, iid), tmp / "fetch_log.parquet"
+                lake.put_file(key, path)
+                log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
             # stale shards (an earlier run's, past this run's count) go before the new index:
             # killed in between, no old shard is left that the index does not stand for
             early = _stale(lake, interval, {f.key for f in shards}, shards_only=True)
             if early:
                 lake.delete(early)
             index_info = _put_index(lake, interval, [writers[s].path for s in sorted(writers)], tmp)
-            if fetch_log is not None:
-                key, path = fetch_log_key(dt, iid), tmp / "fetch_log.parquet"
-                lake.put_file(key, path)
-                log_info = FileInfo(key, fetch_log.num_rows, path.stat().st_size)
         if lease is not None:
             lease.check()
         manifest = _finish(

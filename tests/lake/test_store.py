@@ -263,7 +263,7 @@ def test_manifest_is_written_last_and_stale_objects_go_before_it(lake: Lake) -> 
         *(("put", k) for k in new),
         ("delete", shards),  # stale shards before the new index: it stands for every shard
         ("put", index),
-        ("delete", (first.fetch_log.key,)),
+        ("delete", (first.fetch_log.key,)),  # this run has none
         ("put", f"_runs/{H13.id}.json"),
     ]
     assert set(second.deleted) == set(stale)

@@ -1,7 +1,7 @@
 """One interval's steps, as the DAG's tasks run them, with a given shard count
-(tests/airflow/test_backfill.py runs it as a script). With ``kill-before-delete``, the first
-lake.delete of the publish (the stale objects, which comes after every put and before the
-manifest) reports what was put and SIGKILLs the process.
+(tests/airflow/test_backfill.py runs it as a script). With ``kill-before-delete``, the
+lake.delete of the publish's stale shards (after the new shards and fetch log are put, before
+the new key index and the manifest) reports what was put and SIGKILLs the process.
 
     python publish_probe.py LAKE SOURCES START END N_SHARDS normal|kill-before-delete
 """
@@ -41,8 +41,14 @@ if mode == "kill-before-delete":
         put_bytes(self, key, data)
         puts.append(key)
 
+    delete = LocalLake.delete
+
     def killing_delete(self: LocalLake, keys: Iterable[str]) -> None:
-        print(json.dumps({"puts": puts, "deleting": list(keys)}), flush=True)
+        keys = list(keys)
+        if not any(k.startswith("articles/") for k in keys):  # the old key index, first
+            delete(self, keys)
+            return
+        print(json.dumps({"puts": puts, "deleting": keys}), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 
     # the probe patches the class on purpose (its only process): mypy forbids method assignment
