@@ -232,6 +232,13 @@ def test_a_worker_killed_mid_task_has_its_task_retried_on_the_other(
     as soon as one runs: the task is retried on the other worker, and the lake stays exact."""
     (last,) = cluster.query("SELECT max(id) FROM backfill")[0]
     start = end = at(HOURS[0], 0)
+    # Airflow allows one unfinished backfill per DAG, and a backfill is marked complete a
+    # scheduler loop after its last run ended: wait for the fixture's one to be (the create
+    # was refused with AlreadyRunningBackfill on a busy box)
+    while cluster.query(
+        "SELECT id FROM backfill WHERE dag_id = %s AND completed_at IS NULL", DAG_ID
+    ):
+        time.sleep(1)
     cluster.cli(
         "backfill", "create", "--dag-id", DAG_ID, "--from-date", start.isoformat(),
         "--to-date", end.isoformat(), "--reprocess-behavior", "completed",
