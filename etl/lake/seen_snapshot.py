@@ -86,17 +86,23 @@ def _load_snapshot(
     return out
 
 
+def _seed(
+    lake: Lake, key: str, *, days: int, exclude: Interval
+) -> dict[str, tuple[str | None, Part]] | None:
+    """The snapshot's parts, put in this process's cache; None when there is no usable one."""
+    parts = _load_snapshot(lake, key, days=days, exclude=exclude)
+    if parts is not None:
+        cache = cache_of(lake)
+        for file_key, (version, part) in parts.items():
+            if version is not None:
+                cache.put(file_key, version, part)
+    return parts
+
+
 def read_snapshot(lake: Lake, key: str, *, days: int, exclude: Interval) -> bool:
     """Seed this process's cache from the snapshot at ``key``; False when there is none (or
     it is corrupt or for another window): the next read then reads the lake."""
-    parts = _load_snapshot(lake, key, days=days, exclude=exclude)
-    if parts is None:
-        return False
-    cache = cache_of(lake)
-    for file_key, (version, part) in parts.items():
-        if version is not None:
-            cache.put(file_key, version, part)
-    return True
+    return _seed(lake, key, days=days, exclude=exclude) is not None
 
 
 def snapshot_ids(
@@ -104,11 +110,7 @@ def snapshot_ids(
 ) -> frozenset[str] | None:
     """The ids a snapshot holds, as of when it was written (no listing: for discovery), and
     the cache seeded; None when there is no usable snapshot."""
-    parts = _load_snapshot(lake, key, days=days, exclude=exclude)
+    parts = _seed(lake, key, days=days, exclude=exclude)
     if parts is None:
         return None
-    cache = cache_of(lake)
-    for file_key, (version, part) in parts.items():
-        if version is not None:
-            cache.put(file_key, version, part)
     return union((p for _, p in parts.values()), with_urls=with_urls)

@@ -31,7 +31,7 @@ from etl.lake.store import publish_interval
 from etl.lake.tables import read_articles
 from etl.records import Interval
 from tests.support.article_factory import batches, make_article, prose
-from tests.support.s3_server import CREDENTIALS, REGION
+from tests.support.s3_server import lake_settings
 
 DT = "2026-11-25"
 
@@ -42,13 +42,7 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> str | LakeSettings:
     if request.param == "local":
         return str(tmp_path / "lake")
     server = request.getfixturevalue("s3_server")
-    return LakeSettings(
-        uri=f"s3://{server.new_bucket()}/news",
-        endpoint_url=server.endpoint,
-        region=REGION,
-        access_key_id=CREDENTIALS["aws_access_key_id"],
-        secret_access_key=CREDENTIALS["aws_secret_access_key"],
-    )
+    return lake_settings(server.endpoint, server.new_bucket())
 
 
 def _iv(hour: int) -> Interval:

@@ -13,9 +13,8 @@ from etl.errors import StoreError
 from etl.lake.engine import session
 from etl.lake.opener import open_lake
 from etl.lake.query import query_batches, run_query
-from etl.lake.settings import LakeSettings
 from tests.support.query_lakes import _fill
-from tests.support.s3_server import CREDENTIALS, REGION
+from tests.support.s3_server import lake_settings
 
 
 @pytest.fixture
@@ -111,10 +110,7 @@ def test_a_locked_query_reads_an_s3_lake(s3_server: Any) -> None:
     """On S3 the views are Arrow datasets DuckDB scans through Python: the lock-down (no file
     system access) leaves them readable."""
     bucket = s3_server.new_bucket()
-    settings = LakeSettings(uri=f"s3://{bucket}/news", endpoint_url=s3_server.endpoint,
-                            region=REGION, access_key_id=CREDENTIALS["aws_access_key_id"],
-                            secret_access_key=CREDENTIALS["aws_secret_access_key"],
-                            path_style=True)  # fmt: skip
+    settings = lake_settings(s3_server.endpoint, bucket, path_style=True)
     _fill(open_lake(settings), range(1, 3), n=5)
     sql = "SELECT count(*), count(DISTINCT dt) FROM articles"
     assert run_query(settings, sql, locked=True)[1] == [(20, 2)]

@@ -17,7 +17,7 @@ from etl.lake.settings import LakeSettings
 from etl.lake.tables import read_articles
 from etl.report.figures import build_report
 from tests.support.query_lakes import _fill
-from tests.support.s3_server import CREDENTIALS, REGION
+from tests.support.s3_server import lake_settings
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -25,13 +25,7 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> str | LakeSettings:
     if request.param == "local":
         return str(tmp_path / "lake")
     server = request.getfixturevalue("s3_server")
-    return LakeSettings(
-        uri=f"s3://{server.new_bucket()}/news",
-        endpoint_url=server.endpoint,
-        region=REGION,
-        access_key_id=CREDENTIALS["aws_access_key_id"],
-        secret_access_key=CREDENTIALS["aws_secret_access_key"],
-    )
+    return lake_settings(server.endpoint, server.new_bucket())
 
 
 def _lake(where: str | LakeSettings) -> tuple[Lake, str]:

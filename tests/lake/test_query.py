@@ -20,18 +20,11 @@ from etl.lake.store import publish_interval
 from tests.support.article_factory import batches, make_article
 from tests.support.counting_proxy import CountingProxy
 from tests.support.query_lakes import _fill, _interval, _v1_file
-from tests.support.s3_server import CREDENTIALS, REGION
+from tests.support.s3_server import lake_settings
 
 
 def _s3(endpoint: str, bucket: str) -> LakeSettings:
-    return LakeSettings(
-        uri=f"s3://{bucket}/news",
-        endpoint_url=endpoint,
-        region=REGION,
-        access_key_id=CREDENTIALS["aws_access_key_id"],
-        secret_access_key=CREDENTIALS["aws_secret_access_key"],
-        path_style=True,
-    )
+    return lake_settings(endpoint, bucket, path_style=True)
 
 
 def _listed_prefixes(proxy: CountingProxy) -> list[str]:

@@ -27,7 +27,7 @@ from etl.urls import article_id
 from tests.support.article_factory import batches, make_article
 from tests.support.counting_proxy import CountingProxy
 from tests.support.query_lakes import _v1_file
-from tests.support.s3_server import CREDENTIALS, REGION
+from tests.support.s3_server import lake_settings
 
 RUN = Interval(datetime(2026, 12, 1, 13, tzinfo=UTC), datetime(2026, 12, 1, 14, tzinfo=UTC))
 
@@ -52,14 +52,7 @@ def _publish(lake: Lake, iv: Interval, tag: str, n: int = 3, **kw: Any) -> None:
 
 
 def _s3(endpoint: str, bucket: str) -> LakeSettings:
-    return LakeSettings(
-        uri=f"s3://{bucket}/news",
-        endpoint_url=endpoint,
-        region=REGION,
-        access_key_id=CREDENTIALS["aws_access_key_id"],
-        secret_access_key=CREDENTIALS["aws_secret_access_key"],
-        path_style=True,
-    )
+    return lake_settings(endpoint, bucket, path_style=True)
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,17 @@ from typing import Any, TypedDict
 import boto3
 from botocore.config import Config
 
-__all__ = ["AWS_TEST_ENV", "AWS_UNSET", "CREDENTIALS", "REGION", "MotoServer", "free_port"]
+from etl.lake.settings import LakeSettings
+
+__all__ = [
+    "AWS_TEST_ENV",
+    "AWS_UNSET",
+    "CREDENTIALS",
+    "REGION",
+    "MotoServer",
+    "free_port",
+    "lake_settings",
+]
 
 REGION = "us-east-1"
 
@@ -138,3 +148,18 @@ class MotoServer:
         name = f"{prefix}-{uuid.uuid4().hex[:16]}"
         self.client().create_bucket(Bucket=name)
         return name
+
+
+def lake_settings(
+    endpoint: str, bucket: str, *, prefix: str = "news", path_style: bool = False
+) -> LakeSettings:
+    """The settings of the lake ``s3://bucket/prefix`` on the moto server at ``endpoint`` (the
+    server's, or a proxy's in front of it), with the test credentials."""
+    return LakeSettings(
+        uri=f"s3://{bucket}/{prefix}",
+        endpoint_url=endpoint,
+        region=REGION,
+        access_key_id=CREDENTIALS["aws_access_key_id"],
+        secret_access_key=CREDENTIALS["aws_secret_access_key"],
+        path_style=path_style,
+    )

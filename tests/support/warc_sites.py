@@ -115,13 +115,6 @@ def two_sites(n: int, flaky: dict[str, int] | None = None) -> tuple[Site, Site]:
 
 
 def s3_lake_settings(s3_server: Any, bucket: str) -> LakeSettings:
-    from tests.support.s3_server import CREDENTIALS, REGION
+    from tests.support.s3_server import lake_settings
 
-    return LakeSettings(
-        uri=f"s3://{bucket}/lake",
-        endpoint_url=s3_server.endpoint,
-        region=REGION,
-        path_style=True,
-        access_key_id=CREDENTIALS["aws_access_key_id"],
-        secret_access_key=CREDENTIALS["aws_secret_access_key"],
-    )
+    return lake_settings(s3_server.endpoint, bucket, prefix="lake", path_style=True)
